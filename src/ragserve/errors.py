@@ -1,0 +1,92 @@
+"""The error tree: every failure a caller can act on is a RagError subclass.
+
+Adapters translate library exceptions here (``raise ... from exc``); each entry point maps
+them once (the CLI to a message and exit code).
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base of every error ragserve raises on purpose."""
+
+    code = "error"
+
+
+class ConfigError(RagError):
+    code = "config_error"
+
+
+class UnknownBackendError(ConfigError):
+    code = "unknown_backend"
+
+
+class MissingDependencyError(ConfigError):
+    code = "missing_dependency"
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package} is not installed; run: pip install 'ragserve[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class InputError(RagError):
+    code = "invalid_input"
+
+
+class UnsupportedFileType(InputError):
+    code = "unsupported_file_type"
+
+
+class ExtractionError(InputError):
+    code = "extraction_failed"
+
+
+class EncryptedDocument(ExtractionError):
+    code = "encrypted_document"
+
+
+class EmptyDocument(InputError):
+    code = "empty_document"
+
+
+class TooLarge(InputError):
+    code = "too_large"
+
+
+class InvalidQuery(InputError):
+    code = "invalid_query"
+
+
+class AuthError(RagError):
+    code = "auth_error"
+
+
+class NotFoundError(RagError):
+    code = "not_found"
+
+
+class CollectionNotFound(NotFoundError):
+    code = "collection_not_found"
+
+
+class DocumentNotFound(NotFoundError):
+    code = "document_not_found"
+
+
+class BackendError(RagError):
+    code = "backend_error"
+
+    def __init__(self, backend: str, message: str) -> None:
+        super().__init__(f"{backend}: {message}")
+        self.backend = backend
+
+
+class BackendUnavailable(BackendError):
+    code = "backend_unavailable"
+
+
+class BackendTimeout(BackendError):
+    code = "backend_timeout"

@@ -1,0 +1,97 @@
+"""The store seam: the relational source of truth, with vector and keyword search.
+
+Every method takes the tenant: isolation is enforced here, not by callers. A collection of
+another tenant does not exist for the caller (``CollectionNotFound``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ragserve.retrieve.filters import Filter
+from ragserve.types import Chunk, CollectionInfo, DocumentRecord, Hit, IngestStatus, Matrix
+
+
+class Store(Protocol):
+    def ensure_collection(self, tenant: str, collection: str) -> CollectionInfo:
+        """Create the collection if missing; return its current state."""
+        ...
+
+    def get_collection(self, tenant: str, collection: str) -> CollectionInfo:
+        """Raises ``CollectionNotFound``."""
+        ...
+
+    def list_collections(self, tenant: str) -> list[CollectionInfo]: ...
+
+    def delete_collection(self, tenant: str, collection: str) -> None:
+        """Remove the collection and every trace of its documents."""
+        ...
+
+    def find_document(self, tenant: str, collection: str, source: str) -> DocumentRecord | None:
+        """The stored document with this source key, if any."""
+        ...
+
+    def list_documents(
+        self, tenant: str, collection: str, *, limit: int = 100, offset: int = 0
+    ) -> list[DocumentRecord]: ...
+
+    def existing_vectors(
+        self, tenant: str, collection: str, document_id: str
+    ) -> dict[str, Matrix]:
+        """Vectors of the document's current chunks keyed by chunk id, so an edited document
+        re-embeds only the chunks that changed."""
+        ...
+
+    def put_document(
+        self,
+        tenant: str,
+        collection: str,
+        document: DocumentRecord,
+        chunks: Sequence[Chunk],
+        vectors: Matrix,
+    ) -> IngestStatus:
+        """Insert or replace the document and all its chunks in one transaction.
+
+        Returns ``unchanged`` when a document with the same source, content hash and pipeline
+        hash is already stored (nothing is written), ``replaced`` when an older version was
+        swapped out, ``added`` otherwise. Bumps the collection version on any change.
+        """
+        ...
+
+    def delete_document(self, tenant: str, collection: str, document_id: str) -> None:
+        """Raises ``DocumentNotFound``; removes chunks, vectors and text-index rows."""
+        ...
+
+    def dense_search(
+        self,
+        tenant: str,
+        collection: str,
+        vector: Matrix,
+        *,
+        limit: int,
+        filters: Filter | None = None,
+    ) -> list[Hit]:
+        """Exact cosine search (vectors are normalised, so a dot product)."""
+        ...
+
+    def keyword_search(
+        self,
+        tenant: str,
+        collection: str,
+        query: str,
+        *,
+        limit: int,
+        filters: Filter | None = None,
+    ) -> list[Hit]:
+        """BM25 over the full-text index; higher score is better."""
+        ...
+
+    def get_chunks(self, tenant: str, collection: str, chunk_ids: Sequence[str]) -> list[Chunk]:
+        """Chunks by id in the given order (missing ids are skipped), with their vectors
+        available through ``chunk_vectors``."""
+        ...
+
+    def chunk_vectors(self, tenant: str, collection: str, chunk_ids: Sequence[str]) -> Matrix: ...
+
+    def close(self) -> None: ...

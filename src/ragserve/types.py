@@ -1,0 +1,148 @@
+"""Domain types shared by every stage. Plain frozen dataclasses: cheap, hashable, typed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Matrix = npt.NDArray[np.float32]
+"""Row-major float32 matrix; one L2-normalised row per text."""
+
+Metadata = dict[str, Any]
+RetrievalMode = Literal["bm25", "dense", "hybrid"]
+IngestStatus = Literal["added", "unchanged", "replaced", "failed"]
+
+
+@dataclass(frozen=True)
+class Page:
+    """Text of one page (1-based ``number``); non-paged formats have a single page 1."""
+
+    number: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ExtractedDocument:
+    """What a loader returns: normalised text per page, plus what it noticed."""
+
+    pages: tuple[Page, ...]
+    mime_type: str
+    title: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(page.text for page in self.pages)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A retrievable span of a document.
+
+    ``start``/``end`` are character offsets into the page's text (``page`` is 1-based), so a
+    citation can point at the exact passage.
+    """
+
+    id: str
+    document_id: str
+    ordinal: int
+    text: str
+    page: int
+    start: int
+    end: int
+    token_count: int
+    metadata: Metadata = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """A stored document: identity is ``(collection, source)``; ``content_hash`` decides change."""
+
+    id: str
+    source: str
+    title: str | None
+    mime_type: str
+    content_hash: str
+    pipeline_hash: str
+    metadata: Metadata = field(default_factory=dict)
+    chunk_count: int = 0
+    page_count: int = 1
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    tenant: str
+    name: str
+    version: int
+    document_count: int
+    chunk_count: int
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its score; ``scores`` keeps per-retriever scores for inspection."""
+
+    chunk: Chunk
+    score: float
+    document_source: str = ""
+    document_title: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A numbered source given to the generator and cited in the answer as ``[number]``."""
+
+    number: int
+    hit: Hit
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What a generator returns: the answer text citing ``[n]`` and whether it abstained."""
+
+    text: str
+    abstained: bool
+    usage: Usage = Usage()
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The product: an answer, the sources it was grounded on, and how long each stage took."""
+
+    question: str
+    text: str
+    sources: tuple[Source, ...]
+    abstained: bool
+    timings_ms: dict[str, float]
+    usage: Usage = Usage()
+    model: str = ""
+
+    @property
+    def cited(self) -> tuple[Source, ...]:
+        """Sources the answer text actually cites."""
+        return tuple(s for s in self.sources if f"[{s.number}]" in self.text)
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    source: str
+    status: IngestStatus
+    document_id: str | None = None
+    chunks: int = 0
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
