@@ -43,6 +43,9 @@ class EmbedSettings(BaseModel):
     model: str = "all-MiniLM-L6-v2"
     dimensions: int | None = None
     timeout_s: float = Field(default=30.0, gt=0)
+    cache_dir: Path | None = Field(
+        default=None, description="where derived model files go; default <data_dir>/models"
+    )
 
 
 class ChunkSettings(BaseModel):

@@ -39,8 +39,8 @@ class Store(Protocol):
     def existing_vectors(
         self, tenant: str, collection: str, document_id: str
     ) -> dict[str, Matrix]:
-        """Vectors of the document's current chunks keyed by chunk id, so an edited document
-        re-embeds only the chunks that changed."""
+        """Vectors of the document's current chunks keyed by the sha256 hex of the chunk text,
+        so an edited document re-embeds only the chunks that changed."""
         ...
 
     def put_document(
