@@ -146,3 +146,13 @@ class IngestOutcome:
     chunks: int = 0
     error: str | None = None
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TextDocument:
+    """A document given as text (API JSON, evaluation corpora) rather than as a file."""
+
+    source: str
+    text: str
+    title: str | None = None
+    metadata: Metadata = field(default_factory=dict)

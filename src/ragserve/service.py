@@ -1,0 +1,446 @@
+"""RagService: the one place that wires the stages together.
+
+Entry points (CLI, API, workers) build ``Settings`` once, call :func:`build_service`, and talk
+only to :class:`RagService`. The service is tenant-aware: every call names the tenant, and the
+store enforces isolation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragserve.config import Settings
+from ragserve.embed import Embedder, embedders
+from ragserve.errors import InvalidQuery, RagError
+from ragserve.generate import Generator, generators
+from ragserve.ingest.chunking import Chunker
+from ragserve.ingest.loaders import load_path
+from ragserve.rerank import Reranker, rerankers
+from ragserve.retrieve.filters import parse_filter
+from ragserve.retrieve.hybrid import RetrievalRequest, retrieve
+from ragserve.store import open_store
+from ragserve.store.base import Store
+from ragserve.types import (
+    Answer,
+    Chunk,
+    CollectionInfo,
+    DocumentRecord,
+    ExtractedDocument,
+    Hit,
+    IngestOutcome,
+    Matrix,
+    Page,
+    RetrievalMode,
+    Source,
+    TextDocument,
+)
+
+ProgressCallback = Callable[[IngestOutcome], None]
+MAX_QUESTION_CHARS = 4_000
+CHUNKER_VERSION = 1
+# Chunks embedded per call: large enough to keep the embedder's batches full across many
+# small documents, small enough to bound memory.
+EMBED_GROUP_CHUNKS = 512
+SUPPORTED_SUFFIXES = frozenset({".pdf", ".md", ".markdown", ".html", ".htm", ".txt", ".text"})
+
+
+@dataclass
+class _Pending:
+    """A document loaded and chunked, waiting for its vectors."""
+
+    record: DocumentRecord
+    chunks: list[Chunk]
+    reused: dict[str, Matrix]
+    warnings: tuple[str, ...]
+
+
+class RagService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        embedder: Embedder,
+        reranker: Reranker,
+        generator: Generator,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.reranker = reranker
+        self.generator = generator
+        self.chunker = Chunker(embedder.tokenizer, settings.chunk.size, settings.chunk.overlap)
+        self.pipeline_hash = _pipeline_hash(settings, embedder)
+
+    # ---- collections and documents -------------------------------------------------------
+
+    def create_collection(self, collection: str, *, tenant: str | None = None) -> CollectionInfo:
+        return self.store.ensure_collection(self._tenant(tenant), _collection_name(collection))
+
+    def get_collection(self, collection: str, *, tenant: str | None = None) -> CollectionInfo:
+        return self.store.get_collection(self._tenant(tenant), collection)
+
+    def list_collections(self, *, tenant: str | None = None) -> list[CollectionInfo]:
+        return self.store.list_collections(self._tenant(tenant))
+
+    def delete_collection(self, collection: str, *, tenant: str | None = None) -> None:
+        self.store.delete_collection(self._tenant(tenant), collection)
+
+    def list_documents(
+        self, collection: str, *, tenant: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[DocumentRecord]:
+        return self.store.list_documents(
+            self._tenant(tenant), collection, limit=limit, offset=offset
+        )
+
+    def delete_document(
+        self, collection: str, document_id: str, *, tenant: str | None = None
+    ) -> None:
+        self.store.delete_document(self._tenant(tenant), collection, document_id)
+
+    # ---- ingestion ------------------------------------------------------------------------
+
+    def ingest_files(
+        self,
+        collection: str,
+        paths: Sequence[Path],
+        *,
+        tenant: str | None = None,
+        password: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[IngestOutcome]:
+        """Ingest files (folders are walked for supported types); one transaction per file.
+
+        A failing file is reported as ``failed`` with its reason and never stops the batch.
+        """
+        tenant = self._tenant(tenant)
+        self.create_collection(collection, tenant=tenant)
+        files = expand_paths(paths)
+
+        def prepare(path: Path) -> _Pending | IngestOutcome:
+            source = str(path.resolve())
+            content_hash = _sha256(path.read_bytes())
+            unchanged = self._unchanged(tenant, collection, source, content_hash)
+            if unchanged is not None:
+                return unchanged
+            extracted = load_path(path, password=password)
+            return self._chunk(tenant, collection, source, content_hash, extracted, metadata)
+
+        return self._ingest(tenant, collection, files, prepare, str, on_progress)
+
+    def ingest_texts(
+        self,
+        collection: str,
+        documents: Iterable[TextDocument],
+        *,
+        tenant: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[IngestOutcome]:
+        """Ingest documents given as text; embedding is batched across documents."""
+        tenant = self._tenant(tenant)
+        self.create_collection(collection, tenant=tenant)
+
+        def prepare(doc: TextDocument) -> _Pending | IngestOutcome:
+            content_hash = _sha256(doc.text.encode())
+            unchanged = self._unchanged(tenant, collection, doc.source, content_hash)
+            if unchanged is not None:
+                return unchanged
+            text = doc.text.strip()
+            extracted = ExtractedDocument(
+                pages=(Page(1, text),), mime_type="text/plain", title=doc.title
+            )
+            return self._chunk(tenant, collection, doc.source, content_hash, extracted, doc.metadata)
+
+        return self._ingest(
+            tenant, collection, documents, prepare, lambda d: d.source, on_progress
+        )
+
+    def _ingest(
+        self,
+        tenant: str,
+        collection: str,
+        items: Iterable[Any],
+        prepare: Callable[[Any], _Pending | IngestOutcome],
+        source_of: Callable[[Any], str],
+        on_progress: ProgressCallback | None,
+    ) -> list[IngestOutcome]:
+        outcomes: list[IngestOutcome] = []
+
+        def report(outcome: IngestOutcome) -> None:
+            outcomes.append(outcome)
+            if on_progress is not None:
+                on_progress(outcome)
+
+        group: list[_Pending] = []
+        group_chunks = 0
+        for item in items:
+            try:
+                prepared = prepare(item)
+            except (RagError, OSError) as exc:
+                report(_failed(source_of(item), exc))
+                continue
+            if isinstance(prepared, IngestOutcome):
+                report(prepared)
+                continue
+            group.append(prepared)
+            group_chunks += len(prepared.chunks) - len(prepared.reused)
+            if group_chunks >= EMBED_GROUP_CHUNKS:
+                for outcome in self._store_group(tenant, collection, group):
+                    report(outcome)
+                group, group_chunks = [], 0
+        for outcome in self._store_group(tenant, collection, group):
+            report(outcome)
+        return outcomes
+
+    def _unchanged(
+        self, tenant: str, collection: str, source: str, content_hash: str
+    ) -> IngestOutcome | None:
+        existing = self.store.find_document(tenant, collection, source)
+        if (
+            existing is not None
+            and existing.content_hash == content_hash
+            and existing.pipeline_hash == self.pipeline_hash
+        ):
+            return IngestOutcome(source, "unchanged", existing.id, existing.chunk_count)
+        return None
+
+    def _chunk(
+        self,
+        tenant: str,
+        collection: str,
+        source: str,
+        content_hash: str,
+        extracted: ExtractedDocument,
+        metadata: Mapping[str, Any] | None,
+    ) -> _Pending:
+        document_id = _document_id(tenant, collection, source)
+        chunks = self.chunker.chunk(document_id, extracted, dict(metadata or {}))
+        reused: dict[str, Matrix] = {}
+        if self.store.find_document(tenant, collection, source) is not None:
+            previous = self.store.existing_vectors(tenant, collection, document_id)
+            wanted = {_sha256(c.text.encode()) for c in chunks}
+            reused = {h: v for h, v in previous.items() if h in wanted}
+        record = DocumentRecord(
+            id=document_id,
+            source=source,
+            title=extracted.title or Path(source).name,
+            mime_type=extracted.mime_type,
+            content_hash=content_hash,
+            pipeline_hash=self.pipeline_hash,
+            metadata=dict(metadata or {}),
+            chunk_count=len(chunks),
+            page_count=len(extracted.pages),
+        )
+        return _Pending(record, chunks, reused, extracted.warnings)
+
+    def _store_group(
+        self, tenant: str, collection: str, group: list[_Pending]
+    ) -> Iterator[IngestOutcome]:
+        """Embed every new chunk of the group in one call, then store each document in its
+        own transaction."""
+        if not group:
+            return
+        to_embed = [
+            c.text for p in group for c in p.chunks if _sha256(c.text.encode()) not in p.reused
+        ]
+        vectors = self.embedder.embed_documents(to_embed)
+        cursor = 0
+        for pending in group:
+            rows: list[Matrix] = []
+            for chunk in pending.chunks:
+                reused = pending.reused.get(_sha256(chunk.text.encode()))
+                if reused is None:
+                    rows.append(vectors[cursor])
+                    cursor += 1
+                else:
+                    rows.append(reused)
+            matrix = (
+                np.vstack(rows).astype(np.float32, copy=False)
+                if rows
+                else np.zeros((0, self.embedder.dimension), dtype=np.float32)
+            )
+            record = pending.record
+            try:
+                status = self.store.put_document(
+                    tenant, collection, record, pending.chunks, matrix
+                )
+            except RagError as exc:
+                yield _failed(record.source, exc)
+                continue
+            yield IngestOutcome(
+                record.source, status, record.id, len(pending.chunks), warnings=pending.warnings
+            )
+
+    # ---- retrieval and answers ------------------------------------------------------------
+
+    def search(
+        self,
+        collection: str,
+        query: str,
+        *,
+        tenant: str | None = None,
+        mode: RetrievalMode | None = None,
+        top_k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> list[Hit]:
+        """Retrieve and rerank; ``timings`` (ms) is filled per stage when given."""
+        tenant = self._tenant(tenant)
+        query = _valid_question(query)
+        mode = mode or self.settings.retrieve.mode
+        top_k = top_k or self.settings.retrieve.top_k
+        parsed_filters = parse_filter(filters)
+        self.store.get_collection(tenant, collection)
+        stage_ms = timings if timings is not None else {}
+        started = time.perf_counter()
+        needs_vector = mode != "bm25" or self.settings.rerank.name != "none"
+        vector = self.embedder.embed_query(query) if needs_vector else None
+        stage_ms["embed"] = _ms_since(started)
+
+        started = time.perf_counter()
+        pool = top_k if self.settings.rerank.name == "none" else max(top_k * 4, 20)
+        request = RetrievalRequest(tenant, collection, query, vector, mode, pool, parsed_filters)
+        hits = retrieve(self.store, request, self.settings.retrieve)
+        stage_ms["retrieve"] = _ms_since(started)
+
+        started = time.perf_counter()
+        if self.settings.rerank.name != "none" and vector is not None and hits:
+            hit_vectors = self.store.chunk_vectors(tenant, collection, [h.chunk.id for h in hits])
+            hits = self.reranker.rerank(query, vector, hits, hit_vectors, top_k=top_k)
+        stage_ms["rerank"] = _ms_since(started)
+        return hits[:top_k]
+
+    def query(
+        self,
+        collection: str,
+        question: str,
+        *,
+        tenant: str | None = None,
+        mode: RetrievalMode | None = None,
+        top_k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> Answer:
+        """Answer from the collection's sources, citing them as ``[n]``."""
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        hits = self.search(
+            collection,
+            question,
+            tenant=tenant,
+            mode=mode,
+            top_k=top_k,
+            filters=filters,
+            timings=timings,
+        )
+        sources = tuple(Source(i, hit) for i, hit in enumerate(hits, start=1))
+        generate_started = time.perf_counter()
+        generation = self.generator.generate(question.strip(), sources)
+        timings["generate"] = _ms_since(generate_started)
+        timings["total"] = _ms_since(started)
+        return Answer(
+            question=question.strip(),
+            text=generation.text,
+            sources=sources,
+            abstained=generation.abstained,
+            timings_ms=timings,
+            usage=generation.usage,
+            model=generation.model or self.generator.model_id,
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _tenant(self, tenant: str | None) -> str:
+        return tenant or self.settings.tenant
+
+
+def build_service(settings: Settings) -> RagService:
+    """The composition root: settings in, a wired service out."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    embed_settings = settings.embed
+    if embed_settings.cache_dir is None:
+        embed_settings = embed_settings.model_copy(
+            update={"cache_dir": settings.data_dir / "models"}
+        )
+    store_settings = settings.store.model_copy(update={"url": settings.store_url})
+    store = open_store(store_settings)
+    try:
+        embedder = embedders.create(embed_settings.provider, embed_settings)
+        reranker = rerankers.create(settings.rerank.name, settings.rerank)
+        generator = generators.create(settings.llm.provider, settings.llm)
+    except BaseException:
+        store.close()
+        raise
+    return RagService(settings, store, embedder, reranker, generator)
+
+
+def expand_paths(paths: Sequence[Path]) -> list[Path]:
+    """Files as given, plus supported files found under folders (sorted, hidden skipped)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and p.suffix.lower() in SUPPORTED_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        else:
+            files.append(path)
+    return files
+
+
+def _pipeline_hash(settings: Settings, embedder: Embedder) -> str:
+    """Everything that changes what is stored for a document; part of cache keys later."""
+    recipe = {
+        "embedder": embedder.model_id,
+        "max_tokens": settings.embed.max_tokens,
+        "chunk_size": settings.chunk.size,
+        "chunk_overlap": settings.chunk.overlap,
+        "chunker": CHUNKER_VERSION,
+    }
+    return _sha256(json.dumps(recipe, sort_keys=True).encode())[:16]
+
+
+def _document_id(tenant: str, collection: str, source: str) -> str:
+    return _sha256(f"{tenant}\x00{collection}\x00{source}".encode())[:32]
+
+
+def _collection_name(name: str) -> str:
+    cleaned = name.strip()
+    if not cleaned or len(cleaned) > 64 or not all(c.isalnum() or c in "-_." for c in cleaned):
+        raise InvalidQuery(
+            "collection names are 1-64 characters of letters, digits, '-', '_' or '.'"
+        )
+    return cleaned
+
+
+def _valid_question(question: str) -> str:
+    cleaned = question.strip()
+    if not cleaned:
+        raise InvalidQuery("the question is empty; ask something about your documents")
+    if len(cleaned) > MAX_QUESTION_CHARS:
+        raise InvalidQuery(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+    return cleaned
+
+
+def _failed(source: str, exc: BaseException) -> IngestOutcome:
+    message = str(exc) if isinstance(exc, RagError) else f"cannot read file: {exc}"
+    return IngestOutcome(source, "failed", error=message)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
