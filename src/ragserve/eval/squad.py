@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +35,23 @@ class SquadQuestion:
 
 @dataclass(frozen=True)
 class SquadDataset:
+    """Paragraphs and questions in file order."""
+
     paragraphs: tuple[SquadParagraph, ...]
     questions: tuple[SquadQuestion, ...]
     version: str = ""
+
+    def fingerprint(self) -> str:
+        """First 16 hex digits of sha256 over the paragraphs' (id, title, context), in order.
+
+        Identifies the indexed text, to recognise an index already built from it.
+        """
+        digest = hashlib.sha256()
+        for paragraph in self.paragraphs:
+            # JSON framing keeps the encoding unambiguous whatever the texts contain.
+            digest.update(json.dumps([paragraph.id, paragraph.title, paragraph.context]).encode())
+            digest.update(b"\n")
+        return digest.hexdigest()[:16]
 
 
 def load_squad(path: Path) -> SquadDataset:
@@ -64,7 +79,8 @@ def load_squad(path: Path) -> SquadDataset:
         for p, paragraph in enumerate(_items(article, "paragraphs", f"{path}: data[{a}]")):
             where = f"{path}: data[{a}].paragraphs[{p}]"
             paragraph_id = f"{a}-{p}"
-            paragraphs.append(SquadParagraph(paragraph_id, title, _text(paragraph, "context", where)))
+            context = _text(paragraph, "context", where)
+            paragraphs.append(SquadParagraph(paragraph_id, title, context))
             for q, qa in enumerate(_items(paragraph, "qas", where)):
                 questions.append(_question(qa, paragraph_id, f"{where}.qas[{q}]"))
     _check_unique_ids(questions, path)
