@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -38,9 +38,7 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 Mode = Literal["bm25", "dense", "hybrid"]
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Where the embedded store lives.")
-]
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the embedded store lives.")]
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
 TenantOpt = Annotated[str | None, typer.Option("--tenant", help="Tenant (default: settings).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -86,7 +84,7 @@ def _guard(action: Callable[[], T]) -> T:
         _fail(str(exc), 1)
 
 
-def _fail(message: str, code: int) -> Any:
+def _fail(message: str, code: int) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
@@ -188,7 +186,10 @@ def search(
     for rank, hit in enumerate(hits, start=1):
         snippet = " ".join(hit.chunk.text.split())[:120]
         table.add_row(
-            str(rank), f"{hit.score:.3f}", Path(hit.document_source).name, str(hit.chunk.page),
+            str(rank),
+            f"{hit.score:.3f}",
+            Path(hit.document_source).name,
+            str(hit.chunk.page),
             snippet,
         )
     out.print(table)
@@ -228,8 +229,9 @@ def eval_beir(
                 on_progress=lambda done, total: bar.update(task, completed=done),
             )
         )
-    metrics = {"dataset": directory.name, "split": split, "mode": mode or "default", **metrics}
-    _print_metrics(metrics, as_json)
+    report: dict[str, Any] = {"dataset": directory.name, "split": split}
+    report["mode"] = mode or service.settings.retrieve.mode
+    _print_metrics({**report, **metrics}, as_json)
 
 
 @eval_app.command("squad")
@@ -257,8 +259,8 @@ def eval_squad(
                 on_progress=lambda done, _: bar.update(task, completed=done),
             )
         )
-    metrics = {"dataset": path.name, "generator": service.generator.model_id, **metrics}
-    _print_metrics(metrics, as_json)
+    report: dict[str, Any] = {"dataset": path.name, "generator": service.generator.model_id}
+    _print_metrics({**report, **metrics}, as_json)
 
 
 @contextmanager
@@ -277,8 +279,10 @@ def _progress(quiet: bool = False) -> Iterator[Progress]:
 
 
 def _print_ingest_summary(outcomes: list[IngestOutcome]) -> None:
-    counts = {s: sum(o.status == s for o in outcomes) for s in
-              ("added", "unchanged", "replaced", "failed")}
+    counts = {
+        s: sum(o.status == s for o in outcomes)
+        for s in ("added", "unchanged", "replaced", "failed")
+    }
     chunks = sum(o.chunks for o in outcomes if o.status in ("added", "replaced"))
     out.print(
         f"added {counts['added']}, unchanged {counts['unchanged']}, "

@@ -157,11 +157,11 @@ class RagService:
             extracted = ExtractedDocument(
                 pages=(Page(1, text),), mime_type="text/plain", title=doc.title
             )
-            return self._chunk(tenant, collection, doc.source, content_hash, extracted, doc.metadata)
+            return self._chunk(
+                tenant, collection, doc.source, content_hash, extracted, doc.metadata
+            )
 
-        return self._ingest(
-            tenant, collection, documents, prepare, lambda d: d.source, on_progress
-        )
+        return self._ingest(tenant, collection, documents, prepare, lambda d: d.source, on_progress)
 
     def _ingest(
         self,
@@ -269,9 +269,7 @@ class RagService:
             )
             record = pending.record
             try:
-                status = self.store.put_document(
-                    tenant, collection, record, pending.chunks, matrix
-                )
+                status = self.store.put_document(tenant, collection, record, pending.chunks, matrix)
             except RagError as exc:
                 yield _failed(record.source, exc)
                 continue

@@ -9,3 +9,17 @@ from ragserve.registry import Registry
 embedders: Registry[EmbedSettings, Embedder] = Registry("embedder")
 
 __all__ = ["Embedder", "Tokenizer", "embedders"]
+
+
+@embedders.register("onnx")
+def _onnx(settings: EmbedSettings) -> Embedder:
+    from ragserve.embed.onnx import OnnxEmbedder  # onnxruntime + the model packages
+
+    return OnnxEmbedder(settings)
+
+
+@embedders.register("openai")
+def _openai(settings: EmbedSettings) -> Embedder:
+    from ragserve.embed.openai import OpenAIEmbedder  # needs extra "openai"
+
+    return OpenAIEmbedder.from_settings(settings)

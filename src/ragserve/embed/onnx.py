@@ -250,3 +250,97 @@ def _encoder_layer(
     y = g.linear(h, w, f"{p}.output.dense")
     y = g.op("Add", y, x, out=f"{p}.output.residual")
     return g.layer_norm(y, w, f"{p}.output.LayerNorm", config.eps)
+
+
+# --- the embedder ------------------------------------------------------------------------------
+
+
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2 on onnxruntime: 384-d, mean-pooled, L2-normalised float32 rows.
+
+    Documents are sorted by token length and batched ``settings.batch_size`` at a time, each
+    batch padded only to its own longest text, so padding costs little; rows come back in input
+    order. Safe to call from several threads (onnxruntime sessions are).
+    """
+
+    def __init__(self, settings: EmbedSettings) -> None:
+        self.variant: Variant = settings.variant
+        self.batch_size = settings.batch_size
+        self._tokenizer = WordPieceTokenizer.minilm(settings.max_tokens)
+        if self.variant == "fp32":
+            path = fp32_model_path(settings.cache_dir or default_cache_dir())
+        else:
+            path = int8_model_path()
+        self.model_path = path
+        self.session = _open_session(path, settings.threads)
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    @property
+    def model_id(self) -> str:
+        return f"{MODEL_NAME}/onnx-{self.variant}"
+
+    @property
+    def dimension(self) -> int:
+        return DIMENSION
+
+    @property
+    def tokenizer(self) -> WordPieceTokenizer:
+        return self._tokenizer
+
+    def embed_documents(self, texts: Sequence[str]) -> Matrix:
+        if isinstance(texts, str):
+            raise TypeError("embed_documents takes a sequence of texts, not one string")
+        ids = self._tokenizer.encode_batch(list(texts))
+        out = np.empty((len(ids), DIMENSION), dtype=np.float32)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            out[batch] = self._run([ids[i] for i in batch])
+        return out
+
+    def embed_query(self, text: str) -> Matrix:
+        return self._run(self._tokenizer.encode_batch([text]))
+
+    def _run(self, ids: list[list[int]]) -> Matrix:
+        """Pad to the longest row, run the model, return pooled normalised rows."""
+        input_ids, mask = _pad(ids)
+        feeds = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        (output,) = self.session.run(None, feeds)
+        if output.ndim == 3:  # last_hidden_state: pool here
+            return _mean_pool(output, mask)
+        return np.asarray(output, dtype=np.float32)
+
+
+def _open_session(path: Path, threads: int) -> Any:
+    """An onnxruntime CPU session with every graph optimisation on."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads > 0:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ConfigError(f"onnxruntime cannot load {path}: {exc}; delete it to rebuild") from exc
+
+
+def _pad(ids: list[list[int]]) -> tuple[IntArray, IntArray]:
+    """Right-pad with id 0 ([PAD]) to the longest row; the mask marks real tokens."""
+    width = max(len(row) for row in ids)
+    input_ids = np.zeros((len(ids), width), dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for i, row in enumerate(ids):
+        input_ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return input_ids, mask
+
+
+def _mean_pool(hidden: npt.NDArray[np.float32], mask: IntArray) -> Matrix:
+    """Mean of the real tokens' vectors, L2-normalised (sentence-transformers' pooling)."""
+    weights = mask[:, :, None].astype(np.float32)
+    summed = (hidden * weights).sum(axis=1)
+    mean = summed / np.maximum(weights.sum(axis=1), 1e-9)
+    norms = np.linalg.norm(mean, axis=1, keepdims=True)
+    pooled: Matrix = (mean / np.maximum(norms, 1e-12)).astype(np.float32)
+    return pooled

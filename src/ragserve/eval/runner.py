@@ -53,9 +53,7 @@ def index_corpus(
         if on_progress is not None:
             on_progress(done, len(documents))
 
-    outcomes = service.ingest_texts(
-        collection, documents, tenant=EVAL_TENANT, on_progress=progress
-    )
+    outcomes = service.ingest_texts(collection, documents, tenant=EVAL_TENANT, on_progress=progress)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         raise RuntimeError(f"{len(failed)} documents failed to index, e.g. {failed[0].error}")
@@ -88,9 +86,7 @@ def evaluate_beir(
     latencies: list[float] = []
     for qid, text in dataset.queries.items():
         started = time.perf_counter()
-        hits = service.search(
-            collection, text, tenant=EVAL_TENANT, mode=mode, top_k=depth * 2
-        )
+        hits = service.search(collection, text, tenant=EVAL_TENANT, mode=mode, top_k=depth * 2)
         latencies.append((time.perf_counter() - started) * 1000)
         ranked: list[str] = []
         for hit in hits:  # best chunk first, so the first occurrence is the document's rank
@@ -137,7 +133,9 @@ def evaluate_squad(
         f1.append(token_f1(prediction, golds))
         answerable.append(not question.is_impossible)
         abstained.append(answer.abstained)
-        retrieved.append(any(s.hit.document_source == question.paragraph_id for s in answer.sources))
+        retrieved.append(
+            any(s.hit.document_source == question.paragraph_id for s in answer.sources)
+        )
         if on_progress is not None:
             on_progress(i, len(questions))
     return _squad_summary(em, f1, answerable, abstained, retrieved, latencies)
@@ -176,5 +174,8 @@ def _latency_summary(latencies: list[float]) -> dict[str, float]:
     if not latencies:
         return {}
     p50, p95, p99 = np.percentile(np.array(latencies), [50, 95, 99])
-    return {"latency_p50_ms": round(p50, 2), "latency_p95_ms": round(p95, 2),
-            "latency_p99_ms": round(p99, 2)}
+    return {
+        "latency_p50_ms": round(p50, 2),
+        "latency_p95_ms": round(p95, 2),
+        "latency_p99_ms": round(p99, 2),
+    }

@@ -14,9 +14,7 @@ from typing import Any, Literal
 from ragserve.errors import InvalidQuery
 
 Operator = Literal["$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte"]
-OPERATORS: frozenset[str] = frozenset(
-    {"$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte"}
-)
+OPERATORS: frozenset[str] = frozenset({"$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte"})
 BUILTIN_FIELDS: frozenset[str] = frozenset({"source", "document_id", "mime_type", "page"})
 Scalar = str | int | float | bool
 

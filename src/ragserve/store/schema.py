@@ -1,0 +1,134 @@
+"""The SQLite schema as named, ordered migrations, each applied once and recorded in ``migrations``.
+
+Append new migrations at the end; never edit or reorder one that has shipped. Per-collection
+FTS5 tables (``fts_<collection id>``) are created with their collection, not here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Migration = Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register ``fn`` as the next migration, named after the function."""
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply pending migrations in one write transaction; returns the names applied.
+
+    ``BEGIN IMMEDIATE`` makes concurrent openers of a new file wait for each other instead of
+    racing to create the same tables.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS migrations "
+            "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        done = {name for (name,) in conn.execute("SELECT name FROM migrations")}
+        applied = []
+        for name, fn in MIGRATIONS:
+            if name in done:
+                continue
+            fn(conn)
+            conn.execute(
+                "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, utc_now())
+            )
+            applied.append(name)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return applied
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def fts_table(collection_id: int) -> str:
+    """Name of a collection's FTS5 table; built from the integer id only, so it is safe SQL."""
+    return f"fts_{int(collection_id)}"
+
+
+def create_fts_table(conn: sqlite3.Connection, collection_id: int) -> None:
+    """One FTS5 table per collection: BM25 statistics per collection, isolation per tenant.
+
+    Rows hold text already analysed by ``ragserve.analysis.terms`` (space-separated); the
+    ``ascii`` tokenizer with ``_`` as a token character splits it back into exactly those terms
+    (every non-ASCII character is a token character).
+    """
+    conn.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts_table(collection_id)} "
+        "USING fts5(terms, tokenize = \"ascii tokenchars '_'\")"
+    )
+
+
+@migration
+def m001_initial(conn: sqlite3.Connection) -> None:
+    # The version counter is store-wide so that (tenant, collection, version) never repeats,
+    # even when a collection is deleted and created again under the same name.
+    conn.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    conn.execute("INSERT INTO counters (name, value) VALUES ('version', 0)")
+    # AUTOINCREMENT: a collection id (and so its FTS table and cached matrix) is never reused.
+    conn.execute(
+        """CREATE TABLE collections (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            dimension INTEGER,
+            document_count INTEGER NOT NULL DEFAULT 0,
+            chunk_count INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            UNIQUE (tenant, name)
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE documents (
+            pk INTEGER PRIMARY KEY,
+            id TEXT NOT NULL,
+            collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+            source TEXT NOT NULL,
+            title TEXT,
+            mime_type TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            pipeline_hash TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
+            chunk_count INTEGER NOT NULL,
+            page_count INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (collection_id, source),
+            UNIQUE (collection_id, id)
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE chunks (
+            pk INTEGER PRIMARY KEY,
+            id TEXT NOT NULL,
+            collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+            document_pk INTEGER NOT NULL REFERENCES documents (pk) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            text_hash TEXT NOT NULL,
+            page INTEGER NOT NULL,
+            start INTEGER NOT NULL,
+            "end" INTEGER NOT NULL,
+            token_count INTEGER NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
+            vector BLOB NOT NULL,
+            UNIQUE (collection_id, id)
+        )"""
+    )
+    conn.execute("CREATE INDEX chunks_document ON chunks (document_pk)")
+    # Rows of one collection in pk order: how the vector matrix is loaded.
+    conn.execute("CREATE INDEX chunks_collection ON chunks (collection_id)")

@@ -1,0 +1,479 @@
+"""The embedded store: one SQLite file (stdlib ``sqlite3``, WAL) holding every table, an FTS5
+BM25 index per collection and the vectors as float32 BLOBs, searched exactly in memory.
+
+Each document is written in one ``BEGIN IMMEDIATE`` transaction, so a crash leaves it wholly
+present or wholly absent. Dense search runs on a numpy matrix per collection that follows the
+collection's version, so every process sharing the file sees every other's writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragserve.errors import (
+    CollectionNotFound,
+    DocumentNotFound,
+    InputError,
+    InvalidQuery,
+    NotFoundError,
+)
+from ragserve.retrieve.filters import Filter
+from ragserve.store.schema import create_fts_table, fts_table, migrate, utc_now
+from ragserve.store.sqlite_connections import ConnectionPool, database_path
+from ragserve.store.sqlite_filters import filter_sql
+from ragserve.store.sqlite_rows import (
+    CHUNK_SELECT,
+    DOCUMENT_COLUMNS,
+    ChunkRows,
+    chunk_from_row,
+    chunk_rows,
+    document_from_row,
+    dumps,
+    match_expression,
+)
+from ragserve.store.vectors import Delta, Ids, VectorCache, VectorMatrix, ids
+from ragserve.types import Chunk, CollectionInfo, DocumentRecord, Hit, IngestStatus, Matrix
+
+_COLLECTION_COLUMNS = "id, tenant, name, version, dimension, document_count, chunk_count"
+
+
+@dataclass(frozen=True)
+class _Collection:
+    id: int
+    tenant: str
+    name: str
+    version: int
+    dimension: int | None
+    document_count: int
+    chunk_count: int
+
+    def info(self) -> CollectionInfo:
+        return CollectionInfo(
+            self.tenant, self.name, self.version, self.document_count, self.chunk_count
+        )
+
+
+class SqliteStore:
+    """The ``Store`` on one SQLite file; safe to share between threads, and between processes
+    through the file."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30_000) -> None:
+        self.path = str(path)
+        self._pool = ConnectionPool(self.path, busy_timeout_ms=busy_timeout_ms)
+        self._vectors = VectorCache()
+        try:
+            with self._pool.connection() as conn:
+                conn.execute("PRAGMA journal_mode = WAL")
+                migrate(conn)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str, *, busy_timeout_ms: int = 30_000) -> SqliteStore:
+        """Open ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite://:memory:``."""
+        return cls(database_path(url), busy_timeout_ms=busy_timeout_ms)
+
+    def close(self) -> None:
+        self._pool.close()
+        self._vectors.clear()
+
+    # -- collections -------------------------------------------------------------------------
+
+    def ensure_collection(self, tenant: str, collection: str) -> CollectionInfo:
+        with self._pool.transaction() as conn:
+            found = _find_collection(conn, tenant, collection)
+        if found is not None:
+            return found.info()
+        with self._pool.transaction(write=True) as conn:
+            found = _find_collection(conn, tenant, collection)
+            if found is None:
+                row = conn.execute(
+                    "INSERT INTO collections (tenant, name, version, created_at) "
+                    "VALUES (?, ?, ?, ?) RETURNING id",
+                    (tenant, collection, _next_version(conn), utc_now()),
+                ).fetchone()
+                create_fts_table(conn, row[0])
+                found = _collection(conn, tenant, collection)
+        return found.info()
+
+    def get_collection(self, tenant: str, collection: str) -> CollectionInfo:
+        with self._pool.transaction() as conn:
+            return _collection(conn, tenant, collection).info()
+
+    def list_collections(self, tenant: str) -> list[CollectionInfo]:
+        with self._pool.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLLECTION_COLUMNS} FROM collections WHERE tenant = ? ORDER BY name",
+                (tenant,),
+            ).fetchall()
+        return [_Collection(*row).info() for row in rows]
+
+    def delete_collection(self, tenant: str, collection: str) -> None:
+        with self._pool.transaction(write=True) as conn:
+            found = _collection(conn, tenant, collection)
+            conn.execute(f"DROP TABLE IF EXISTS {fts_table(found.id)}")
+            conn.execute("DELETE FROM chunks WHERE collection_id = ?", (found.id,))
+            conn.execute("DELETE FROM documents WHERE collection_id = ?", (found.id,))
+            conn.execute("DELETE FROM collections WHERE id = ?", (found.id,))
+        self._vectors.discard(found.id)
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def find_document(self, tenant: str, collection: str, source: str) -> DocumentRecord | None:
+        with self._pool.transaction() as conn:
+            found = _collection(conn, tenant, collection)
+            row = conn.execute(
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection_id = ? AND source = ?",
+                (found.id, source),
+            ).fetchone()
+        return None if row is None else document_from_row(row)
+
+    def list_documents(
+        self, tenant: str, collection: str, *, limit: int = 100, offset: int = 0
+    ) -> list[DocumentRecord]:
+        """A page of the collection's documents, ordered by source."""
+        if limit < 0 or offset < 0:
+            raise InvalidQuery("limit and offset must not be negative")
+        with self._pool.transaction() as conn:
+            found = _collection(conn, tenant, collection)
+            rows = conn.execute(
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection_id = ? "
+                "ORDER BY source LIMIT ? OFFSET ?",
+                (found.id, limit, offset),
+            ).fetchall()
+        return [document_from_row(row) for row in rows]
+
+    def existing_vectors(self, tenant: str, collection: str, document_id: str) -> dict[str, Matrix]:
+        """Read-only 1-D rows keyed by chunk-text sha256; empty for an unknown document."""
+        with self._pool.transaction() as conn:
+            found = _collection(conn, tenant, collection)
+            rows = conn.execute(
+                "SELECT c.text_hash, c.vector FROM chunks c JOIN documents d "
+                "ON d.pk = c.document_pk WHERE d.collection_id = ? AND d.id = ?",
+                (found.id, document_id),
+            ).fetchall()
+        return {text_hash: np.frombuffer(blob, dtype=np.float32) for text_hash, blob in rows}
+
+    def put_document(
+        self,
+        tenant: str,
+        collection: str,
+        document: DocumentRecord,
+        chunks: Sequence[Chunk],
+        vectors: Matrix,
+    ) -> IngestStatus:
+        rows = chunk_rows(document, chunks, vectors)
+        metadata = dumps(document.metadata, f"{document.source}: document metadata")
+        with self._pool.transaction(write=True) as conn:
+            found = _collection(conn, tenant, collection)
+            old = conn.execute(
+                "SELECT pk, content_hash, pipeline_hash, chunk_count FROM documents "
+                "WHERE collection_id = ? AND source = ?",
+                (found.id, document.source),
+            ).fetchone()
+            if old is not None and (old[1], old[2]) == (
+                document.content_hash,
+                document.pipeline_hash,
+            ):
+                return "unchanged"
+            dimension = _dimension(found, rows.vectors, 0 if old is None else old[3])
+            removed = ids([]) if old is None else _remove_chunks(conn, found.id, old[0])
+            try:
+                doc_pk = _write_document(conn, found.id, document, metadata, len(chunks), old)
+                added = _insert_chunks(conn, found.id, doc_pk, rows)
+            except sqlite3.IntegrityError as exc:
+                raise InputError(
+                    f"document {document.id!r} ({document.source!r}) reuses a document or chunk "
+                    f"id already taken by another document in collection {collection!r}"
+                ) from exc
+            changes = (len(chunks) - removed.size, 0 if old else 1)
+            version = _bump(conn, found, *changes, dimension=dimension)
+        owners = np.full(added.size, doc_pk, dtype=np.int64)
+        self._vectors.record(
+            found.id, Delta(found.version, version, removed, added, owners, rows.vectors)
+        )
+        return "added" if old is None else "replaced"
+
+    def delete_document(self, tenant: str, collection: str, document_id: str) -> None:
+        with self._pool.transaction(write=True) as conn:
+            found = _collection(conn, tenant, collection)
+            row = conn.execute(
+                "SELECT pk FROM documents WHERE collection_id = ? AND id = ?",
+                (found.id, document_id),
+            ).fetchone()
+            if row is None:
+                raise DocumentNotFound(
+                    f"document {document_id!r} not found in collection {collection!r}"
+                )
+            removed = _remove_chunks(conn, found.id, row[0])
+            conn.execute("DELETE FROM documents WHERE pk = ?", (row[0],))
+            version = _bump(conn, found, -removed.size, -1)
+        nothing = np.zeros((0, found.dimension or 0), dtype=np.float32)
+        self._vectors.record(
+            found.id, Delta(found.version, version, removed, ids([]), ids([]), nothing)
+        )
+
+    # -- search ------------------------------------------------------------------------------
+
+    def dense_search(
+        self,
+        tenant: str,
+        collection: str,
+        vector: Matrix,
+        *,
+        limit: int,
+        filters: Filter | None = None,
+    ) -> list[Hit]:
+        """Exact dot-product top-``limit`` over the collection's in-memory matrix."""
+        query = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(-1))
+        # One read snapshot: the version, the matrix (if it must be reloaded), the filter and
+        # the returned rows all describe the same state of the collection.
+        with self._pool.transaction() as conn:
+            found = _collection(conn, tenant, collection)
+            if limit <= 0 or found.chunk_count == 0 or found.dimension is None:
+                return []
+            if query.size != found.dimension:
+                raise InvalidQuery(
+                    f"query vector has {query.size} dimensions; collection {collection!r} holds "
+                    f"{found.dimension}-dimensional vectors (embedded with another model?)"
+                )
+            matrix = self._vectors.get(found.id, found.version, lambda: _load_matrix(conn, found))
+            positions = None
+            if filters:
+                positions = _allowed_positions(conn, found.id, matrix, filters)
+                if positions.size == 0:
+                    return []
+            keys, scores = matrix.top(query, limit, positions)
+            return _hits(conn, keys.tolist(), scores.tolist(), "dense")
+
+    def keyword_search(
+        self,
+        tenant: str,
+        collection: str,
+        query: str,
+        *,
+        limit: int,
+        filters: Filter | None = None,
+    ) -> list[Hit]:
+        """FTS5 BM25 over the OR of the query's analysed terms; score is ``-bm25()``."""
+        expression = match_expression(query)
+        with self._pool.transaction() as conn:
+            found = _collection(conn, tenant, collection)
+            if not expression or limit <= 0:
+                return []
+            fts = fts_table(found.id)
+            if filters:
+                sql = filter_sql(filters)
+                rows = conn.execute(
+                    f"SELECT {fts}.rowid, {fts}.rank FROM {fts} "
+                    f"JOIN chunks c ON c.pk = {fts}.rowid JOIN documents d ON d.pk = c.document_pk "
+                    f"WHERE {fts} MATCH ? AND {sql.where} ORDER BY {fts}.rank LIMIT ?",
+                    (expression, *sql.params, limit),
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT rowid, rank FROM {fts} WHERE {fts} MATCH ? ORDER BY rank LIMIT ?",
+                    (expression, limit),
+                ).fetchall()
+            return _hits(conn, [r[0] for r in rows], [-r[1] for r in rows], "bm25")
+
+    # -- chunks ------------------------------------------------------------------------------
+
+    def get_chunks(self, tenant: str, collection: str, chunk_ids: Sequence[str]) -> list[Chunk]:
+        with self._pool.transaction() as conn:
+            found = _collection(conn, tenant, collection)
+            rows = conn.execute(
+                f"{CHUNK_SELECT} WHERE c.collection_id = ? "
+                "AND c.id IN (SELECT value FROM json_each(?))",
+                (found.id, json.dumps(list(chunk_ids))),
+            ).fetchall()
+        by_id = {row[1]: chunk_from_row(row) for row in rows}
+        return [by_id[i] for i in chunk_ids if i in by_id]
+
+    def chunk_vectors(self, tenant: str, collection: str, chunk_ids: Sequence[str]) -> Matrix:
+        """One row per id, in order; raises ``NotFoundError`` naming ids that are not stored."""
+        with self._pool.transaction() as conn:
+            found = _collection(conn, tenant, collection)
+            rows = conn.execute(
+                "SELECT id, vector FROM chunks WHERE collection_id = ? "
+                "AND id IN (SELECT value FROM json_each(?))",
+                (found.id, json.dumps(list(chunk_ids))),
+            ).fetchall()
+        blobs: dict[str, bytes] = dict(rows)
+        missing = [i for i in chunk_ids if i not in blobs]
+        if missing:
+            raise NotFoundError(f"chunks not found in collection {collection!r}: {missing[:5]}")
+        buffer = b"".join(blobs[i] for i in chunk_ids)
+        return np.frombuffer(buffer, dtype=np.float32).reshape(len(chunk_ids), found.dimension or 0)
+
+
+def _find_collection(conn: sqlite3.Connection, tenant: str, name: str) -> _Collection | None:
+    row = conn.execute(
+        f"SELECT {_COLLECTION_COLUMNS} FROM collections WHERE tenant = ? AND name = ?",
+        (tenant, name),
+    ).fetchone()
+    return None if row is None else _Collection(*row)
+
+
+def _collection(conn: sqlite3.Connection, tenant: str, name: str) -> _Collection:
+    found = _find_collection(conn, tenant, name)
+    if found is None:  # another tenant's collection of that name is not there for this tenant
+        raise CollectionNotFound(f"collection {name!r} not found")
+    return found
+
+
+def _next_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute(
+        "UPDATE counters SET value = value + 1 WHERE name = 'version' RETURNING value"
+    ).fetchone()
+    return int(row[0])
+
+
+def _bump(
+    conn: sqlite3.Connection,
+    found: _Collection,
+    chunks: int,
+    documents: int,
+    *,
+    dimension: int | None = None,
+) -> int:
+    """Record a change: a new version, the new counts (and the vector width once known)."""
+    version = _next_version(conn)
+    conn.execute(
+        "UPDATE collections SET version = ?, chunk_count = chunk_count + ?, "
+        "document_count = document_count + ?, dimension = coalesce(?, dimension) WHERE id = ?",
+        (version, chunks, documents, dimension, found.id),
+    )
+    return version
+
+
+def _dimension(found: _Collection, vectors: Matrix, replaced_chunks: int) -> int | None:
+    """The collection's vector width after the write; refuses to mix widths."""
+    if vectors.shape[0] == 0:
+        return None
+    width = int(vectors.shape[1])
+    others = found.chunk_count - replaced_chunks
+    if others > 0 and found.dimension is not None and found.dimension != width:
+        raise InputError(
+            f"vectors have {width} dimensions but collection {found.name!r} holds "
+            f"{found.dimension}-dimensional ones; re-ingest into a new collection"
+        )
+    return width
+
+
+def _write_document(
+    conn: sqlite3.Connection,
+    collection_id: int,
+    document: DocumentRecord,
+    metadata: str,
+    chunk_count: int,
+    old: Sequence[Any] | None,
+) -> int:
+    """Insert the document row, or update the replaced one in place (keeping ``created_at``)."""
+    now = utc_now()
+    values = (document.id, document.title, document.mime_type, document.content_hash,
+              document.pipeline_hash, metadata, chunk_count, document.page_count, now)  # fmt: skip
+    if old is not None:
+        conn.execute(
+            "UPDATE documents SET id = ?, title = ?, mime_type = ?, content_hash = ?, "
+            "pipeline_hash = ?, metadata = ?, chunk_count = ?, page_count = ?, updated_at = ? "
+            "WHERE pk = ?",
+            (*values, old[0]),
+        )
+        return int(old[0])
+    row = conn.execute(
+        "INSERT INTO documents (id, title, mime_type, content_hash, pipeline_hash, metadata, "
+        "chunk_count, page_count, updated_at, created_at, collection_id, source) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pk",
+        (*values, now, collection_id, document.source),
+    ).fetchone()
+    return int(row[0])
+
+
+def _remove_chunks(conn: sqlite3.Connection, collection_id: int, doc_pk: int) -> Ids:
+    """Delete a document's chunks and their FTS rows; returns the removed chunk keys."""
+    keys = [k for (k,) in conn.execute("SELECT pk FROM chunks WHERE document_pk = ?", (doc_pk,))]
+    # One rowid lookup per row: an IN (subquery) on an FTS5 table would scan it.
+    conn.executemany(
+        f"DELETE FROM {fts_table(collection_id)} WHERE rowid = ?", [(k,) for k in keys]
+    )
+    conn.execute("DELETE FROM chunks WHERE document_pk = ?", (doc_pk,))
+    return ids(keys)
+
+
+def _insert_chunks(
+    conn: sqlite3.Connection, collection_id: int, doc_pk: int, rows: ChunkRows
+) -> Ids:
+    # Keys are chosen here, under the write lock, so chunk rows and FTS rows share them.
+    first = conn.execute("SELECT coalesce(max(pk), 0) + 1 FROM chunks").fetchone()[0]
+    keys = list(range(first, first + len(rows.values)))
+    conn.executemany(
+        "INSERT INTO chunks (pk, collection_id, document_pk, id, ordinal, text, text_hash, "
+        'page, start, "end", token_count, metadata, vector) '
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(k, collection_id, doc_pk, *row) for k, row in zip(keys, rows.values, strict=True)],
+    )
+    conn.executemany(
+        f"INSERT INTO {fts_table(collection_id)} (rowid, terms) VALUES (?, ?)",
+        zip(keys, rows.terms, strict=True),
+    )
+    return ids(keys)
+
+
+def _load_matrix(conn: sqlite3.Connection, found: _Collection) -> VectorMatrix:
+    rows = conn.execute(
+        "SELECT pk, document_pk, vector FROM chunks WHERE collection_id = ? ORDER BY pk",
+        (found.id,),
+    ).fetchall()
+    keys, documents, blobs = zip(*rows, strict=True) if rows else ((), (), ())
+    return VectorMatrix.from_blobs(found.version, found.dimension or 0, keys, documents, blobs)
+
+
+def _allowed_positions(
+    conn: sqlite3.Connection, collection_id: int, matrix: VectorMatrix, filters: Filter
+) -> Ids:
+    """Matrix rows the filter admits: by document when it only names document fields."""
+    sql = filter_sql(filters)
+    if sql.needs_chunks:
+        keys = conn.execute(
+            "SELECT c.pk FROM chunks c JOIN documents d ON d.pk = c.document_pk "
+            f"WHERE c.collection_id = ? AND {sql.where}",
+            (collection_id, *sql.params),
+        ).fetchall()
+        return matrix.positions(ids([k for (k,) in keys]))
+    documents = conn.execute(
+        f"SELECT d.pk FROM documents d WHERE d.collection_id = ? AND {sql.where}",
+        (collection_id, *sql.params),
+    ).fetchall()
+    return matrix.positions_of_documents(ids([d for (d,) in documents]))
+
+
+def _hits(
+    conn: sqlite3.Connection, keys: list[int], scores: list[float], retriever: str
+) -> list[Hit]:
+    """Hits for chunk keys in the given order, with document source and title."""
+    if not keys:
+        return []
+    rows = conn.execute(
+        f"{CHUNK_SELECT} WHERE c.pk IN (SELECT value FROM json_each(?))", (json.dumps(keys),)
+    ).fetchall()
+    by_key = {row[0]: row for row in rows}
+    return [
+        Hit(
+            chunk=chunk_from_row(by_key[key]),
+            score=score,
+            document_source=by_key[key][10],
+            document_title=by_key[key][11],
+            scores={retriever: score},
+        )
+        for key, score in zip(keys, scores, strict=True)
+        if key in by_key
+    ]

@@ -1,0 +1,166 @@
+"""SQLite specifics of the embedded store: schema, pragmas, raw rows, the vector cache."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ragserve.errors import BackendUnavailable, ConfigError
+from ragserve.store.schema import MIGRATIONS
+from ragserve.store.sqlite import SqliteStore
+from ragserve.store.sqlite_connections import database_path
+from ragserve.types import Matrix
+
+Factory = Callable[..., Any]
+
+
+@contextmanager
+def raw(path: Path) -> Iterator[sqlite3.Connection]:
+    with closing(sqlite3.connect(path)) as conn:
+        yield conn
+
+
+def counts(path: Path) -> dict[str, int]:
+    """Rows in every table, FTS tables included (their shadow tables left out)."""
+    with raw(path) as conn:
+        names = [
+            n
+            for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if n in ("collections", "documents", "chunks") or re.fullmatch(r"fts_\d+", n)
+        ]
+        return {n: conn.execute(f"SELECT count(*) FROM {n}").fetchone()[0] for n in names}
+
+
+def test_new_file_gets_wal_and_recorded_migrations(
+    db_path: Path, open_sqlite: Callable[[], SqliteStore]
+) -> None:
+    """Opening creates folders and file, switches to WAL and records each migration once."""
+    open_sqlite()
+    open_sqlite()  # a second opener migrates nothing
+    with raw(db_path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        names = [n for (n,) in conn.execute("SELECT name FROM migrations ORDER BY rowid")]
+    assert names == [name for name, _ in MIGRATIONS]
+
+
+def test_delete_document_leaves_no_rows(
+    db_path: Path, sqlite_store: SqliteStore, make_doc: Factory
+) -> None:
+    """After deleting the only document, every table (FTS included) is empty of it."""
+    doc = make_doc("a.txt", ["alpha words", "beta words"])
+    sqlite_store.put_document("t", "c", *doc)
+    assert counts(db_path) == {"collections": 1, "documents": 1, "chunks": 2, "fts_1": 2}
+    sqlite_store.delete_document("t", "c", doc[0].id)
+    assert counts(db_path) == {"collections": 1, "documents": 0, "chunks": 0, "fts_1": 0}
+
+
+def test_replace_keeps_fts_in_step(
+    db_path: Path, sqlite_store: SqliteStore, make_doc: Factory
+) -> None:
+    """Replacing a document replaces its FTS rows one for one."""
+    sqlite_store.put_document("t", "c", *make_doc("a.txt", ["one", "two", "three"]))
+    sqlite_store.put_document("t", "c", *make_doc("a.txt", ["four"]))
+    assert counts(db_path) == {"collections": 1, "documents": 1, "chunks": 1, "fts_1": 1}
+    with raw(db_path) as conn:
+        assert conn.execute("SELECT terms FROM fts_1").fetchall() == [("four",)]
+
+
+def test_delete_collection_drops_its_fts_table(
+    db_path: Path, sqlite_store: SqliteStore, make_doc: Factory
+) -> None:
+    """Deleting a collection removes its rows and its FTS table; other collections stay."""
+    sqlite_store.ensure_collection("t", "other")
+    sqlite_store.put_document("t", "c", *make_doc("a.txt", ["one", "two"]))
+    sqlite_store.put_document("t", "other", *make_doc("a.txt", ["three"]))
+    sqlite_store.delete_collection("t", "c")
+    assert counts(db_path) == {"collections": 1, "documents": 1, "chunks": 1, "fts_2": 1}
+    with raw(db_path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_database_path_parses_sqlite_urls() -> None:
+    """Three slashes mean a relative path, four an absolute one."""
+    assert database_path("sqlite:///data/x.db") == "data/x.db"
+    assert database_path("sqlite:////var/lib/x.db") == "/var/lib/x.db"
+    assert database_path("sqlite://:memory:") == ":memory:"
+    assert database_path("sqlite:///:memory:") == ":memory:"
+    for bad in ("sqlite://", "sqlite:///", "sqlite://host/x.db", "x.db"):
+        with pytest.raises(ConfigError):
+            database_path(bad)
+
+
+def test_memory_store_works_across_threads(make_doc: Factory, vector_for: Factory) -> None:
+    """``:memory:`` is one private database shared by the store's threads."""
+    store = SqliteStore.from_url("sqlite://:memory:")
+    try:
+        store.ensure_collection("t", "c")
+        errors: list[BaseException] = []
+
+        def work(i: int) -> None:
+            try:
+                store.put_document("t", "c", *make_doc(f"{i}.txt", [f"text {i}"]))
+                store.dense_search("t", "c", vector_for("q"), limit=3)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert store.get_collection("t", "c").document_count == 4
+    finally:
+        store.close()
+    other = SqliteStore(":memory:")
+    try:
+        assert other.list_collections("t") == []
+    finally:
+        other.close()
+
+
+def test_closed_store_refuses_calls(sqlite_store: SqliteStore) -> None:
+    """A call after close() says the store is closed."""
+    sqlite_store.close()
+    with pytest.raises(BackendUnavailable, match="closed"):
+        sqlite_store.get_collection("t", "c")
+
+
+def brute_force(store: SqliteStore, query: Matrix, limit: int) -> list[str]:
+    """Top chunk ids by scanning every stored vector."""
+    with raw(Path(store.path)) as conn:
+        rows = conn.execute("SELECT id, vector FROM chunks").fetchall()
+    scores = {cid: float(np.frombuffer(blob, np.float32) @ query) for cid, blob in rows}
+    return sorted(scores, key=lambda c: -scores[c])[:limit]
+
+
+def test_patched_matrix_matches_a_fresh_load(
+    open_sqlite: Callable[[], SqliteStore], make_doc: Factory, vector_for: Factory
+) -> None:
+    """The writer's delta-patched matrix gives the same hits as a reload and a full scan."""
+    writer, reader = open_sqlite(), open_sqlite()
+    writer.ensure_collection("t", "c")
+    rng = np.random.default_rng(7)
+    query = vector_for("query")
+    writer.put_document("t", "c", *make_doc("seed.txt", [f"seed {i}" for i in range(50)]))
+    writer.dense_search("t", "c", query, limit=1)  # caches a matrix to patch from here on
+    for step in range(60):
+        source = f"d{rng.integers(12)}.txt"
+        if rng.random() < 0.25 and writer.find_document("t", "c", source):
+            writer.delete_document("t", "c", make_doc(source, [])[0].id)
+        else:
+            texts = [f"{source} {step} {j}" for j in range(rng.integers(0, 4))]
+            writer.put_document("t", "c", *make_doc(source, texts))
+        if step % 5 == 0:
+            patched = [h.chunk.id for h in writer.dense_search("t", "c", query, limit=20)]
+            fresh = [h.chunk.id for h in reader.dense_search("t", "c", query, limit=20)]
+            assert patched == fresh == brute_force(writer, query, 20)
