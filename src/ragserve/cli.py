@@ -332,3 +332,7 @@ def _answer_json(answer: Answer) -> dict[str, Any]:
         "usage": asdict(answer.usage),
         "model": answer.model,
     }
+
+
+if __name__ == "__main__":
+    main()

@@ -22,7 +22,7 @@ from ragserve.embed import Embedder, embedders
 from ragserve.errors import InvalidQuery, RagError
 from ragserve.generate import Generator, generators
 from ragserve.ingest.chunking import Chunker
-from ragserve.ingest.loaders import load_path
+from ragserve.ingest.loaders import load_bytes
 from ragserve.rerank import Reranker, rerankers
 from ragserve.retrieve.filters import parse_filter
 from ragserve.retrieve.hybrid import RetrievalRequest, retrieve
@@ -45,7 +45,6 @@ from ragserve.types import (
 
 ProgressCallback = Callable[[IngestOutcome], None]
 MAX_QUESTION_CHARS = 4_000
-CHUNKER_VERSION = 1
 # Chunks embedded per call: large enough to keep the embedder's batches full across many
 # small documents, small enough to bound memory.
 EMBED_GROUP_CHUNKS = 512
@@ -77,7 +76,7 @@ class RagService:
         self.reranker = reranker
         self.generator = generator
         self.chunker = Chunker(embedder.tokenizer, settings.chunk.size, settings.chunk.overlap)
-        self.pipeline_hash = _pipeline_hash(settings, embedder)
+        self.pipeline_hash = _pipeline_hash(settings, embedder, self.chunker)
 
     # ---- collections and documents -------------------------------------------------------
 
@@ -127,11 +126,12 @@ class RagService:
 
         def prepare(path: Path) -> _Pending | IngestOutcome:
             source = str(path.resolve())
-            content_hash = _sha256(path.read_bytes())
+            data = path.read_bytes()
+            content_hash = _sha256(data)
             unchanged = self._unchanged(tenant, collection, source, content_hash)
             if unchanged is not None:
                 return unchanged
-            extracted = load_path(path, password=password)
+            extracted = load_bytes(data, path.name, password=password)
             return self._chunk(tenant, collection, source, content_hash, extracted, metadata)
 
         return self._ingest(tenant, collection, files, prepare, str, on_progress)
@@ -397,14 +397,12 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def _pipeline_hash(settings: Settings, embedder: Embedder) -> str:
+def _pipeline_hash(settings: Settings, embedder: Embedder, chunker: Chunker) -> str:
     """Everything that changes what is stored for a document; part of cache keys later."""
     recipe = {
         "embedder": embedder.model_id,
         "max_tokens": settings.embed.max_tokens,
-        "chunk_size": settings.chunk.size,
-        "chunk_overlap": settings.chunk.overlap,
-        "chunker": CHUNKER_VERSION,
+        "chunker": chunker.fingerprint,
     }
     return _sha256(json.dumps(recipe, sort_keys=True).encode())[:16]
 

@@ -44,6 +44,7 @@ _PDF_ERRORS = (
 )
 _MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable("table")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+_FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*([\"']?)(.+?)\1[ \t]*$", re.MULTILINE)
 _HTML_DROP = (
     "head, script, style, noscript, template, nav, footer, aside, form, svg, iframe, "
     "button, select, [hidden]"
@@ -58,8 +59,9 @@ _HTML_BLOCKS = frozenset(
 )  # fmt: skip
 _HTML_INLINE_SEPARATORS = {"tr": ("", "\n"), "td": (" ", " "), "th": (" ", " "), "br": ("\n", "")}
 _WHITESPACE = re.compile(r"\s+")
+_META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 
-Loader = Callable[[bytes, str, str | None], ExtractedDocument]
+_Loader = Callable[[bytes, str, str | None], ExtractedDocument]
 
 
 def load_path(
@@ -115,7 +117,10 @@ def _load_pdf(data: bytes, name: str, password: str | None) -> ExtractedDocument
         pages = list(reader.pages)
         title = clean_title(reader.metadata.title if reader.metadata else None)
     except DependencyError as exc:
-        raise ExtractionError(f"{name} needs an optional PDF library: {exc}") from exc
+        # e.g. AES encryption without the ``cryptography`` package
+        raise ExtractionError(
+            f"{name} needs a library pypdf could not load ({exc}); install it"
+        ) from exc
     except _PDF_ERRORS as exc:
         raise ExtractionError(
             f"{name} is not a readable PDF ({type(exc).__name__}: {exc}); it may be truncated "
@@ -176,10 +181,14 @@ def _quiet_pypdf() -> None:
 
 def _load_markdown(data: bytes, name: str, password: str | None) -> ExtractedDocument:
     text, warning = decode_text(data)
-    tokens = _MARKDOWN.parse(_FRONT_MATTER.sub("", text, count=1))
-    blocks, title = _markdown_blocks(tokens)
-    body = normalize_text("\n\n".join(blocks))
-    return _single_page(body, MARKDOWN, title, warning)
+    text = text.replace("\r\n", "\n")
+    front_matter = _FRONT_MATTER.match(text)
+    declared = _FRONT_MATTER_TITLE.search(front_matter.group()) if front_matter else None
+    blocks, heading = _markdown_blocks(
+        _MARKDOWN.parse(text[front_matter.end() :] if front_matter else text)
+    )
+    title = clean_title(declared.group(2)) if declared else heading
+    return _single_page(normalize_text("\n\n".join(blocks)), MARKDOWN, title, warning)
 
 
 def _markdown_blocks(tokens: list[Token]) -> tuple[list[str], str | None]:
@@ -229,9 +238,9 @@ def _markdown_inline(children: list[Token]) -> str:
 
 
 def _load_html(data: bytes, name: str, password: str | None) -> ExtractedDocument:
-    text, warning = decode_text(data)
+    text, warning = _decode_html(data)
     tree = LexborHTMLParser(text)
-    title_node = tree.css_first("title")
+    title_node = tree.css_first("head > title")
     title = clean_title(title_node.text()) if title_node is not None else None
     roots = _html_content_roots(tree)
     if title is None:
@@ -239,6 +248,18 @@ def _load_html(data: bytes, name: str, password: str | None) -> ExtractedDocumen
         title = clean_title(heading.text()) if heading is not None else None
     body = normalize_text("\n\n".join(_html_text(root) for root in roots))
     return _single_page(body, HTML, title, warning)
+
+
+def _decode_html(data: bytes) -> tuple[str, str | None]:
+    """Like :func:`decode_text`, but a ``<meta charset>`` beats guessing for non-UTF-8 pages."""
+    text, warning = decode_text(data)
+    declared = _META_CHARSET.search(data[:4096]) if warning else None
+    if declared is not None:
+        try:
+            return data.decode(declared.group(1).decode("ascii")), None
+        except (LookupError, UnicodeDecodeError):
+            pass
+    return text, warning
 
 
 def _html_fragment_text(html: str) -> str:
@@ -315,7 +336,7 @@ def _single_page(
     return ExtractedDocument((Page(1, text),), mime_type, title=title, warnings=warnings)
 
 
-_LOADERS: dict[str, Loader] = {
+_LOADERS: dict[str, _Loader] = {
     PDF: _load_pdf,
     MARKDOWN: _load_markdown,
     HTML: _load_html,

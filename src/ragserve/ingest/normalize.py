@@ -96,7 +96,7 @@ def _full_line_width(lines: list[str]) -> float:
     lengths = sorted(len(line) for line in lines if line)
     if not lengths:
         return 0.0
-    typical = lengths[(3 * (len(lengths) - 1)) // 4]
+    typical = lengths[min(len(lengths) - 1, (3 * len(lengths)) // 4)]
     return typical * _FULL_LINE_SHARE
 
 

@@ -39,7 +39,8 @@ def open_store(settings: StoreSettings) -> Store:
     """
     if not settings.url:
         raise ConfigError(
-            "store.url is empty; pass Settings.store_url (defaults to sqlite:///<data_dir>/ragserve.db)"
+            "store.url is empty; pass Settings.store_url, which defaults to "
+            "sqlite:///<data_dir>/ragserve.db"
         )
     return stores.create(url_scheme(settings.url), settings)
 

@@ -77,7 +77,7 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     # The version counter is store-wide so that (tenant, collection, version) never repeats,
     # even when a collection is deleted and created again under the same name.
     conn.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
-    conn.execute("INSERT INTO counters (name, value) VALUES ('version', 0)")
+    conn.execute("INSERT INTO counters (name, value) VALUES ('version', 0), ('chunk', 0)")
     # AUTOINCREMENT: a collection id (and so its FTS table and cached matrix) is never reused.
     conn.execute(
         """CREATE TABLE collections (
@@ -113,7 +113,7 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     )
     conn.execute(
         """CREATE TABLE chunks (
-            pk INTEGER PRIMARY KEY,
+            pk INTEGER PRIMARY KEY,  -- from counters 'chunk': never reused
             id TEXT NOT NULL,
             collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
             document_pk INTEGER NOT NULL REFERENCES documents (pk) ON DELETE CASCADE,
@@ -132,3 +132,19 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX chunks_document ON chunks (document_pk)")
     # Rows of one collection in pk order: how the vector matrix is loaded.
     conn.execute("CREATE INDEX chunks_collection ON chunks (collection_id)")
+    # Covers page filters, so they never read the wide chunk rows.
+    conn.execute("CREATE INDEX chunks_page ON chunks (collection_id, page, document_pk)")
+    # Which chunk keys each write removed and added (int64 little-endian BLOBs), so that every
+    # process can bring its in-memory matrix up to date without reloading it; pruned to the
+    # most recent writes.
+    conn.execute(
+        """CREATE TABLE changes (
+            id INTEGER PRIMARY KEY,
+            collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+            old_version INTEGER NOT NULL,
+            new_version INTEGER NOT NULL,
+            removed BLOB NOT NULL,
+            added BLOB NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX changes_collection ON changes (collection_id, new_version)")

@@ -28,6 +28,7 @@ from ragserve.retrieve.filters import Filter
 from ragserve.store.schema import create_fts_table, fts_table, migrate, utc_now
 from ragserve.store.sqlite_connections import ConnectionPool, database_path
 from ragserve.store.sqlite_filters import filter_sql
+from ragserve.store.sqlite_matrix import allowed_positions, changes_since, load_matrix
 from ragserve.store.sqlite_rows import (
     CHUNK_SELECT,
     DOCUMENT_COLUMNS,
@@ -36,10 +37,14 @@ from ragserve.store.sqlite_rows import (
     chunk_rows,
     document_from_row,
     dumps,
+    hits,
     match_expression,
 )
-from ragserve.store.vectors import Delta, Ids, VectorCache, VectorMatrix, ids
+from ragserve.store.vectors import Ids, VectorCache, ids
 from ragserve.types import Chunk, CollectionInfo, DocumentRecord, Hit, IngestStatus, Matrix
+
+CHANGES_KEPT = 10_000
+"""Change-log rows kept (all collections): a process further behind reloads its matrix."""
 
 _COLLECTION_COLUMNS = "id, tenant, name, version, dimension, document_count, chunk_count"
 
@@ -179,10 +184,8 @@ class SqliteStore:
                 "WHERE collection_id = ? AND source = ?",
                 (found.id, document.source),
             ).fetchone()
-            if old is not None and (old[1], old[2]) == (
-                document.content_hash,
-                document.pipeline_hash,
-            ):
+            same = (document.content_hash, document.pipeline_hash)
+            if old is not None and (old[1], old[2]) == same:
                 return "unchanged"
             dimension = _dimension(found, rows.vectors, 0 if old is None else old[3])
             removed = ids([]) if old is None else _remove_chunks(conn, found.id, old[0])
@@ -194,12 +197,8 @@ class SqliteStore:
                     f"document {document.id!r} ({document.source!r}) reuses a document or chunk "
                     f"id already taken by another document in collection {collection!r}"
                 ) from exc
-            changes = (len(chunks) - removed.size, 0 if old else 1)
-            version = _bump(conn, found, *changes, dimension=dimension)
-        owners = np.full(added.size, doc_pk, dtype=np.int64)
-        self._vectors.record(
-            found.id, Delta(found.version, version, removed, added, owners, rows.vectors)
-        )
+            counts = (len(chunks) - removed.size, 0 if old else 1)
+            _bump(conn, found, *counts, removed=removed, added=added, dimension=dimension)
         return "added" if old is None else "replaced"
 
     def delete_document(self, tenant: str, collection: str, document_id: str) -> None:
@@ -215,11 +214,7 @@ class SqliteStore:
                 )
             removed = _remove_chunks(conn, found.id, row[0])
             conn.execute("DELETE FROM documents WHERE pk = ?", (row[0],))
-            version = _bump(conn, found, -removed.size, -1)
-        nothing = np.zeros((0, found.dimension or 0), dtype=np.float32)
-        self._vectors.record(
-            found.id, Delta(found.version, version, removed, ids([]), ids([]), nothing)
-        )
+            _bump(conn, found, -removed.size, -1, removed=removed, added=ids([]))
 
     # -- search ------------------------------------------------------------------------------
 
@@ -245,14 +240,19 @@ class SqliteStore:
                     f"query vector has {query.size} dimensions; collection {collection!r} holds "
                     f"{found.dimension}-dimensional vectors (embedded with another model?)"
                 )
-            matrix = self._vectors.get(found.id, found.version, lambda: _load_matrix(conn, found))
+            matrix = self._vectors.get(
+                found.id,
+                found.version,
+                load=lambda: load_matrix(conn, found.id, found.version, query.size),
+                catch_up=lambda cached: changes_since(conn, found.id, found.version, cached),
+            )
             positions = None
             if filters:
-                positions = _allowed_positions(conn, found.id, matrix, filters)
+                positions = allowed_positions(conn, found.id, matrix, filters)
                 if positions.size == 0:
                     return []
             keys, scores = matrix.top(query, limit, positions)
-            return _hits(conn, keys.tolist(), scores.tolist(), "dense")
+            return hits(conn, keys.tolist(), scores.tolist(), "dense")
 
     def keyword_search(
         self,
@@ -270,20 +270,23 @@ class SqliteStore:
             if not expression or limit <= 0:
                 return []
             fts = fts_table(found.id)
+            # ORDER BY bm25() rather than FTS5's own "ORDER BY rank": SQLite's top-k sorter is
+            # ~40% faster when most rows match (measured at 100,000 chunks).
             if filters:
                 sql = filter_sql(filters)
                 rows = conn.execute(
-                    f"SELECT {fts}.rowid, {fts}.rank FROM {fts} "
+                    f"SELECT {fts}.rowid, bm25({fts}) AS score FROM {fts} "
                     f"JOIN chunks c ON c.pk = {fts}.rowid JOIN documents d ON d.pk = c.document_pk "
-                    f"WHERE {fts} MATCH ? AND {sql.where} ORDER BY {fts}.rank LIMIT ?",
+                    f"WHERE {fts} MATCH ? AND {sql.where} ORDER BY score LIMIT ?",
                     (expression, *sql.params, limit),
                 ).fetchall()
             else:
                 rows = conn.execute(
-                    f"SELECT rowid, rank FROM {fts} WHERE {fts} MATCH ? ORDER BY rank LIMIT ?",
+                    f"SELECT rowid, bm25({fts}) AS score FROM {fts} WHERE {fts} MATCH ? "
+                    "ORDER BY score LIMIT ?",
                     (expression, limit),
                 ).fetchall()
-            return _hits(conn, [r[0] for r in rows], [-r[1] for r in rows], "bm25")
+            return hits(conn, [r[0] for r in rows], [-r[1] for r in rows], "bm25")
 
     # -- chunks ------------------------------------------------------------------------------
 
@@ -343,15 +346,29 @@ def _bump(
     chunks: int,
     documents: int,
     *,
+    removed: Ids,
+    added: Ids,
     dimension: int | None = None,
 ) -> int:
-    """Record a change: a new version, the new counts (and the vector width once known)."""
+    """Record a change: a new version, the counts (and vector width), and the change log row."""
     version = _next_version(conn)
     conn.execute(
         "UPDATE collections SET version = ?, chunk_count = chunk_count + ?, "
         "document_count = document_count + ?, dimension = coalesce(?, dimension) WHERE id = ?",
         (version, chunks, documents, dimension, found.id),
     )
+    row = conn.execute(
+        "INSERT INTO changes (collection_id, old_version, new_version, removed, added) "
+        "VALUES (?, ?, ?, ?, ?) RETURNING id",
+        (
+            found.id,
+            found.version,
+            version,
+            removed.astype("<i8").tobytes(),
+            added.astype("<i8").tobytes(),
+        ),
+    ).fetchone()
+    conn.execute("DELETE FROM changes WHERE id <= ?", (row[0] - CHANGES_KEPT,))
     return version
 
 
@@ -412,9 +429,12 @@ def _remove_chunks(conn: sqlite3.Connection, collection_id: int, doc_pk: int) ->
 def _insert_chunks(
     conn: sqlite3.Connection, collection_id: int, doc_pk: int, rows: ChunkRows
 ) -> Ids:
-    # Keys are chosen here, under the write lock, so chunk rows and FTS rows share them.
-    first = conn.execute("SELECT coalesce(max(pk), 0) + 1 FROM chunks").fetchone()[0]
-    keys = list(range(first, first + len(rows.values)))
+    # Keys come from a counter, under the write lock: never reused, shared with the FTS rows.
+    last = conn.execute(
+        "UPDATE counters SET value = value + ? WHERE name = 'chunk' RETURNING value",
+        (len(rows.values),),
+    ).fetchone()[0]
+    keys = list(range(last - len(rows.values) + 1, last + 1))
     conn.executemany(
         "INSERT INTO chunks (pk, collection_id, document_pk, id, ordinal, text, text_hash, "
         'page, start, "end", token_count, metadata, vector) '
@@ -426,54 +446,3 @@ def _insert_chunks(
         zip(keys, rows.terms, strict=True),
     )
     return ids(keys)
-
-
-def _load_matrix(conn: sqlite3.Connection, found: _Collection) -> VectorMatrix:
-    rows = conn.execute(
-        "SELECT pk, document_pk, vector FROM chunks WHERE collection_id = ? ORDER BY pk",
-        (found.id,),
-    ).fetchall()
-    keys, documents, blobs = zip(*rows, strict=True) if rows else ((), (), ())
-    return VectorMatrix.from_blobs(found.version, found.dimension or 0, keys, documents, blobs)
-
-
-def _allowed_positions(
-    conn: sqlite3.Connection, collection_id: int, matrix: VectorMatrix, filters: Filter
-) -> Ids:
-    """Matrix rows the filter admits: by document when it only names document fields."""
-    sql = filter_sql(filters)
-    if sql.needs_chunks:
-        keys = conn.execute(
-            "SELECT c.pk FROM chunks c JOIN documents d ON d.pk = c.document_pk "
-            f"WHERE c.collection_id = ? AND {sql.where}",
-            (collection_id, *sql.params),
-        ).fetchall()
-        return matrix.positions(ids([k for (k,) in keys]))
-    documents = conn.execute(
-        f"SELECT d.pk FROM documents d WHERE d.collection_id = ? AND {sql.where}",
-        (collection_id, *sql.params),
-    ).fetchall()
-    return matrix.positions_of_documents(ids([d for (d,) in documents]))
-
-
-def _hits(
-    conn: sqlite3.Connection, keys: list[int], scores: list[float], retriever: str
-) -> list[Hit]:
-    """Hits for chunk keys in the given order, with document source and title."""
-    if not keys:
-        return []
-    rows = conn.execute(
-        f"{CHUNK_SELECT} WHERE c.pk IN (SELECT value FROM json_each(?))", (json.dumps(keys),)
-    ).fetchall()
-    by_key = {row[0]: row for row in rows}
-    return [
-        Hit(
-            chunk=chunk_from_row(by_key[key]),
-            score=score,
-            document_source=by_key[key][10],
-            document_title=by_key[key][11],
-            scores={retriever: score},
-        )
-        for key, score in zip(keys, scores, strict=True)
-        if key in by_key
-    ]

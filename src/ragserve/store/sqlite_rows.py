@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 
 from ragserve.analysis import terms
 from ragserve.errors import InputError
-from ragserve.types import Chunk, DocumentRecord, Matrix, Metadata
+from ragserve.types import Chunk, DocumentRecord, Hit, Matrix, Metadata
 
 DOCUMENT_COLUMNS = (
     "id, source, title, mime_type, content_hash, pipeline_hash, metadata, chunk_count, page_count"
@@ -92,3 +93,26 @@ def match_expression(query: str) -> str:
     """An FTS5 query: the OR of the query's distinct analysed terms, each a quoted string."""
     wanted = dict.fromkeys(terms(query))
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in wanted)
+
+
+def hits(
+    conn: sqlite3.Connection, keys: list[int], scores: list[float], retriever: str
+) -> list[Hit]:
+    """Hits for chunk keys in the given order, with document source and title."""
+    if not keys:
+        return []
+    rows = conn.execute(
+        f"{CHUNK_SELECT} WHERE c.pk IN (SELECT value FROM json_each(?))", (json.dumps(keys),)
+    ).fetchall()
+    by_key = {row[0]: row for row in rows}
+    return [
+        Hit(
+            chunk=chunk_from_row(by_key[key]),
+            score=score,
+            document_source=by_key[key][10],
+            document_title=by_key[key][11],
+            scores={retriever: score},
+        )
+        for key, score in zip(keys, scores, strict=True)
+        if key in by_key
+    ]

@@ -118,6 +118,21 @@ def test_concurrent_builds_leave_one_complete_file(tmp_path: Path) -> None:
     onnx.checker.check_model(str(paths[0]))
 
 
+def test_an_unwritable_cache_dir_says_what_to_set(tmp_path: Path) -> None:
+    """A cache_dir that cannot be created fails with a ConfigError naming the setting."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match=r"embed\.cache_dir"):
+        fp32_model_path(blocker / "models")
+
+
+def test_a_corrupt_cached_graph_fails_clearly(fp32: OnnxEmbedder, tmp_path: Path) -> None:
+    """A damaged file under the cache name fails with a ConfigError naming the file."""
+    (tmp_path / fp32.model_path.name).write_bytes(b"not an onnx model")
+    with pytest.raises(ConfigError, match="cannot load"):
+        OnnxEmbedder(EmbedSettings(variant="fp32", cache_dir=tmp_path))
+
+
 def test_default_cache_dir_is_under_the_home_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

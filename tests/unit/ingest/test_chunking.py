@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ragserve.embed.tokenizer import WordPieceTokenizer
-from ragserve.ingest import Chunker
+from ragserve.ingest import Chunker, load_path
 from ragserve.ingest.chunking import chunk_id, sentence_starts
 from ragserve.types import Chunk, ExtractedDocument, Page
 
-SCIFACT = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "scifact"
+SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+SCIFACT = SHARED_DATA / "scifact"
 TOKENIZER = WordPieceTokenizer.minilm()
 
 
@@ -182,6 +183,26 @@ def test_scifact_abstracts_keep_every_invariant() -> None:
     for record in records:
         doc = _doc(f"{record['title']} {record['text']}")
         _assert_invariants(chunker, doc, chunker.chunk(record["_id"], doc))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "federal-register-2020-17221.pdf",
+        "multicolumn.pdf",
+        "nics-background-checks-2015-11.pdf",
+        "habibi.pdf",
+        "imagemagick-images.pdf",
+    ],
+)
+def test_real_pdfs_keep_every_invariant(name: str) -> None:
+    """Multi-column, table, right-to-left and image-only pages all chunk within the rules."""
+    doc = load_path(SHARED_DATA / "pdfs" / name)
+    chunker = Chunker(TOKENIZER, 128, 24)
+    chunks = chunker.chunk(name, doc)
+    _assert_invariants(chunker, doc, chunks)
+    expected = sorted({page.number for page in doc.pages if page.text})
+    assert expected == sorted({chunk.page for chunk in chunks})
 
 
 _WORDS = st.sampled_from(

@@ -52,6 +52,42 @@ def pdfs() -> dict[str, ExtractedDocument]:
     return {name: load_path(PDF_DIR / name) for name in READABLE_PDFS}
 
 
+def _pdf(*pages: list[str]) -> bytes:
+    """A minimal valid PDF: one page per list, one Helvetica text line per string."""
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>", "", "<< /Type /Font /Subtype /Type1 "
+               "/BaseFont /Helvetica >>"]  # fmt: skip
+    kids = []
+    for lines in pages:
+        shown = " ".join(f"({line}) '" for line in lines)
+        content = f"BT /F1 10 Tf 20 280 Td 12 TL {shown} ET"
+        objects.append(f"<< /Length {len(content)} >>\nstream\n{content}\nendstream")
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 300] /Contents {len(objects)} 0 R"
+            " /Resources << /Font << /F1 3 0 R >> >> >>"
+        )
+        kids.append(f"{len(objects)} 0 R")
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>"
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    return bytes(out)
+
+
+def _encrypted(data: bytes, user_password: str, owner_password: str) -> bytes:
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+    writer.encrypt(user_password, owner_password, algorithm="RC4-128")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
 def _pypdf_page_count(name: str) -> int:
     reader = PdfReader(PDF_DIR / name, password="openpassword" if name == ENCRYPTED else None)
     return len(reader.pages)
@@ -166,6 +202,39 @@ def test_random_bytes_after_pdf_header_raise_extraction_error() -> None:
     garbage = bytes((i * 7919 + 13) % 256 for i in range(4096))
     with pytest.raises(ExtractionError, match=r"^junk\.pdf is not a readable PDF"):
         load_bytes(b"%PDF-1.7\n" + garbage, "junk.pdf")
+
+
+def test_generated_pdf_pages_reflow_and_report_pages_without_text() -> None:
+    """Wrapped, hyphenated lines join into one paragraph per page; a blank page is a warning."""
+    data = _pdf(
+        ["Retrieval systems index every docu-", "ment they are given before answering."],
+        [],
+        ["Short heading", "A second paragraph."],
+    )
+    document = load_bytes(data, "gen.pdf")
+    expected = (
+        [
+            "Retrieval systems index every document they are given before answering.",
+            "",
+            "Short heading\n\nA second paragraph.",
+        ],
+        ("page 2 has no extractable text (scanned image?)",),
+    )
+    assert expected == ([page.text for page in document.pages], document.warnings)
+
+
+def test_owner_password_only_pdf_opens_without_a_password() -> None:
+    """A PDF that only restricts permissions (empty user password) needs no password."""
+    data = _encrypted(_pdf(["Permissions only."]), user_password="", owner_password="owner")
+    expected = "Permissions only."
+    assert expected == load_bytes(data, "locked.pdf").text
+
+
+def test_owner_password_also_opens_an_encrypted_pdf() -> None:
+    """Either the user or the owner password decrypts."""
+    data = _encrypted(_pdf(["Secret text."]), user_password="user", owner_password="owner")
+    expected = ["Secret text.", "Secret text."]
+    assert expected == [load_bytes(data, "s.pdf", password=p).text for p in ("user", "owner")]
 
 
 def test_pdf_without_any_text_is_an_empty_document() -> None:
@@ -298,6 +367,14 @@ def test_html_articles_keep_their_own_header_and_title_falls_back_to_h1() -> Non
     )
 
 
+def test_html_meta_charset_decodes_legacy_pages() -> None:
+    """A non-UTF-8 page is decoded with the charset its <meta> declares, without a warning."""
+    page = '<html><head><meta charset="koi8-r"></head><body><p>Привет, мир</p></body></html>'
+    document = load_bytes(page.encode("koi8-r"), "ru.html")
+    expected = ("Привет, мир", ())
+    assert expected == (document.text, document.warnings)
+
+
 def test_deeply_nested_html_does_not_overflow() -> None:
     """Thousands of nested elements are walked without recursion."""
     page = b"<html><body>" + b"<div>" * 5000 + b"deep" + b"</div>" * 5000 + b"</body></html>"
@@ -306,7 +383,7 @@ def test_deeply_nested_html_does_not_overflow() -> None:
 
 
 MARKDOWN_DOC = b"""---
-title: front matter is not text
+layout: front matter is not text
 ---
 # Getting started
 
@@ -333,6 +410,13 @@ print("hi")
 Hard break\\
 next line &amp; entity.
 """
+
+
+def test_markdown_title_prefers_front_matter() -> None:
+    """A front-matter title wins over the first heading; the front matter is not text."""
+    document = load_bytes(b'---\r\ntitle: "Install guide"\r\n---\r\n# Intro\r\n\r\nText.', "a.md")
+    expected = ("Install guide", "Intro\n\nText.")
+    assert expected == (document.title, document.text)
 
 
 def test_markdown_keeps_readable_text_and_first_heading_as_title() -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from ragserve.errors import BackendUnavailable, ConfigError
+from ragserve.store import sqlite as sqlite_module
 from ragserve.store.schema import MIGRATIONS
 from ragserve.store.sqlite import SqliteStore
 from ragserve.store.sqlite_connections import database_path
@@ -143,24 +144,69 @@ def brute_force(store: SqliteStore, query: Matrix, limit: int) -> list[str]:
     return sorted(scores, key=lambda c: -scores[c])[:limit]
 
 
-def test_patched_matrix_matches_a_fresh_load(
-    open_sqlite: Callable[[], SqliteStore], make_doc: Factory, vector_for: Factory
-) -> None:
-    """The writer's delta-patched matrix gives the same hits as a reload and a full scan."""
-    writer, reader = open_sqlite(), open_sqlite()
-    writer.ensure_collection("t", "c")
-    rng = np.random.default_rng(7)
-    query = vector_for("query")
-    writer.put_document("t", "c", *make_doc("seed.txt", [f"seed {i}" for i in range(50)]))
-    writer.dense_search("t", "c", query, limit=1)  # caches a matrix to patch from here on
-    for step in range(60):
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts whole-matrix loads (one entry per load)."""
+    seen: list[int] = []
+    original = sqlite_module.load_matrix
+
+    def counting(conn: sqlite3.Connection, collection_id: int, version: int, dim: int) -> Any:
+        seen.append(version)
+        return original(conn, collection_id, version, dim)
+
+    monkeypatch.setattr(sqlite_module, "load_matrix", counting)
+    return seen
+
+
+def random_writes(store: SqliteStore, make_doc: Factory, steps: int, seed: int) -> Iterator[int]:
+    """Random adds, replacements and deletes; yields after each."""
+    rng = np.random.default_rng(seed)
+    for step in range(steps):
         source = f"d{rng.integers(12)}.txt"
-        if rng.random() < 0.25 and writer.find_document("t", "c", source):
-            writer.delete_document("t", "c", make_doc(source, [])[0].id)
+        if rng.random() < 0.25 and store.find_document("t", "c", source):
+            store.delete_document("t", "c", make_doc(source, [])[0].id)
         else:
             texts = [f"{source} {step} {j}" for j in range(rng.integers(0, 4))]
-            writer.put_document("t", "c", *make_doc(source, texts))
+            store.put_document("t", "c", *make_doc(source, texts))
+        yield step
+
+
+def test_matrices_follow_writes_through_the_change_log(
+    open_sqlite: Callable[[], SqliteStore], make_doc: Factory, vector_for: Factory, loads: list[int]
+) -> None:
+    """Writer and a second instance patch their matrices from the log: same hits as a full
+    scan, and each loads the whole matrix only once."""
+    writer, reader = open_sqlite(), open_sqlite()
+    writer.ensure_collection("t", "c")
+    query = vector_for("query")
+    writer.put_document("t", "c", *make_doc("seed.txt", [f"seed {i}" for i in range(50)]))
+    for step in random_writes(writer, make_doc, 60, seed=7):
         if step % 5 == 0:
             patched = [h.chunk.id for h in writer.dense_search("t", "c", query, limit=20)]
-            fresh = [h.chunk.id for h in reader.dense_search("t", "c", query, limit=20)]
-            assert patched == fresh == brute_force(writer, query, 20)
+            other = [h.chunk.id for h in reader.dense_search("t", "c", query, limit=20)]
+            assert patched == other == brute_force(writer, query, 20)
+    assert len(loads) == 2
+
+
+def test_a_pruned_change_log_means_a_reload(
+    open_sqlite: Callable[[], SqliteStore],
+    make_doc: Factory,
+    vector_for: Factory,
+    loads: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader further behind than the kept log reloads, and still sees the right rows."""
+    monkeypatch.setattr(sqlite_module, "CHANGES_KEPT", 3)
+    writer, reader = open_sqlite(), open_sqlite()
+    writer.ensure_collection("t", "c")
+    query = vector_for("query")
+    writer.put_document("t", "c", *make_doc("seed.txt", ["seed"]))
+    reader.dense_search("t", "c", query, limit=1)
+    for _ in random_writes(writer, make_doc, 10, seed=3):
+        pass
+    assert [h.chunk.id for h in reader.dense_search("t", "c", query, limit=20)] == brute_force(
+        writer, query, 20
+    )
+    assert len(loads) == 2
+    with raw(Path(writer.path)) as conn:
+        assert conn.execute("SELECT count(*) FROM changes").fetchone()[0] == 3

@@ -74,75 +74,81 @@ def test_from_blobs_refuses_ragged_rows() -> None:
         VectorMatrix.from_blobs(1, DIM, [1, 2], [1, 1], [b"\0" * 32, b"\0" * 28])
 
 
-def random_deltas(
-    state: dict[int, tuple[int, Matrix]], count: int, seed: int
-) -> tuple[list[Delta], dict[int, tuple[int, Matrix]]]:
-    """Random deletes and inserts (re-using keys too), and the state they lead to."""
+def random_change(
+    state: dict[int, tuple[int, Matrix]], seed: int
+) -> tuple[Delta, dict[int, tuple[int, Matrix]]]:
+    """A random net change (removals, new keys, a re-used key) and the state it leads to."""
     rng = np.random.default_rng(seed)
     state = dict(state)
-    deltas = []
-    for step in range(count):
-        removed = [k for k in state if rng.random() < 0.05]
-        for key in removed:
-            del state[key]
-        start = (max(state) + 1) if state and rng.random() < 0.7 else int(rng.integers(0, 50))
-        added = [k for k in range(start, start + int(rng.integers(0, 6))) if k not in state]
-        rows = unit_rows(len(added), seed * 1000 + step)
-        for key, row in zip(added, rows, strict=True):
-            state[key] = (step, row)
-        deltas.append(
-            Delta(10 + step, 11 + step, ids(removed), ids(added), ids([step] * len(added)), rows)
-        )
-    return deltas, state
+    removed = [k for k in state if rng.random() < 0.2] + [10_000]  # plus one never present
+    for key in removed:
+        state.pop(key, None)
+    top = max(state) + 1
+    added = [removed[0], *range(top, top + int(rng.integers(0, 30)))]
+    rows = unit_rows(len(added), seed + 100)
+    for key, row in zip(added, rows, strict=True):
+        state[key] = (7, row)
+    delta = Delta(10, 11, ids(removed), ids(added), ids([7] * len(added)), rows)
+    return delta, state
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_apply_equals_a_rebuild(seed: int) -> None:
-    """Patching with a chain of deltas gives the matrix a full reload would."""
+    """Patching with a net change gives the matrix a full reload would, keys kept sorted."""
     rows = unit_rows(100, seed)
     start = {2 * i: (0, rows[i]) for i in range(100)}
-    deltas, final = random_deltas(start, 30, seed)
-    patched = matrix_of(start, 10).apply(deltas)
-    rebuilt = matrix_of(final, 40)
-    assert patched.version == 40
+    delta, final = random_change(start, seed)
+    patched = matrix_of(start, 10).apply(delta)
+    rebuilt = matrix_of(final, 11)
+    assert patched.version == 11
     assert patched.keys.tolist() == rebuilt.keys.tolist()
     assert patched.documents.tolist() == rebuilt.documents.tolist()
     np.testing.assert_array_equal(patched.matrix, rebuilt.matrix)
     assert patched.matrix.flags.c_contiguous
 
 
-def fail() -> VectorMatrix:
-    raise AssertionError("should have been patched, not loaded")
+def test_apply_refuses_a_delta_from_another_version(matrix: VectorMatrix) -> None:
+    """A change that does not start at the matrix's version is a bug, not a patch."""
+    with pytest.raises(ValueError, match="version"):
+        matrix.apply(Delta(5, 6, ids([]), ids([]), ids([]), unit_rows(0, 1)))
 
 
-def test_cache_patches_own_writes_and_reloads_on_foreign_ones(matrix: VectorMatrix) -> None:
-    """Consecutive recorded deltas are applied; a gap in the chain forces a reload."""
+def fail(*_: object) -> VectorMatrix:
+    raise AssertionError("should not have been called")
+
+
+def test_cache_serves_the_cached_version_without_io(matrix: VectorMatrix) -> None:
+    """The first get loads; later gets at that version touch neither loader."""
     cache = VectorCache()
-    assert cache.get(7, 1, lambda: matrix) is matrix
-    assert cache.get(7, 1, fail) is matrix
-    added = unit_rows(2, 9)
-    cache.record(7, Delta(1, 4, ids([1]), ids([2000, 2001]), ids([99, 99]), added))
-    patched = cache.get(7, 4, fail)
+    assert cache.get(7, 1, lambda: matrix, fail) is matrix
+    assert cache.get(7, 1, fail, fail) is matrix
+
+
+def test_cache_patches_when_the_changes_are_known(matrix: VectorMatrix) -> None:
+    """A newer version is reached by applying catch_up's delta, not by reloading."""
+    cache = VectorCache()
+    cache.get(7, 1, lambda: matrix, fail)
+    delta = Delta(1, 4, ids([1]), ids([2000, 2001]), ids([99, 99]), unit_rows(2, 9))
+    patched = cache.get(7, 4, fail, lambda cached: delta)
     assert (patched.version, patched.rows) == (4, matrix.rows + 1)
-    cache.record(7, Delta(6, 7, ids([]), ids([3000]), ids([5]), unit_rows(1, 3)))
-    reloaded = VectorMatrix.from_blobs(7, DIM, [], [], [])
-    assert cache.get(7, 7, lambda: reloaded) is reloaded  # 4 -> 6 was another writer's
+    assert cache.get(7, 4, fail, fail) is patched
 
 
-def test_cache_drops_a_matrix_when_deltas_outgrow_it(matrix: VectorMatrix) -> None:
-    """A bulk load discards the cached matrix rather than holding every delta in memory."""
-    cache = VectorCache(max_pending_fraction=0.5, min_pending_rows=10)
-    cache.get(1, 1, lambda: matrix)
-    big = unit_rows(300, 5)
-    cache.record(1, Delta(1, 2, ids([]), ids(range(5000, 5300)), ids([0] * 300), big))
-    fresh = VectorMatrix.from_blobs(2, DIM, [], [], [])
-    assert cache.get(1, 2, lambda: fresh) is fresh
-
-
-def test_cache_ignores_deltas_already_in_the_matrix(matrix: VectorMatrix) -> None:
-    """A delta older than the cached version is not applied twice."""
+def test_cache_reloads_when_the_changes_are_unknown(matrix: VectorMatrix) -> None:
+    """When catch_up cannot tell what changed, the matrix is loaded whole."""
     cache = VectorCache()
-    at_five = replace(matrix, version=5)
-    cache.get(1, 5, lambda: at_five)
-    cache.record(1, Delta(4, 5, ids([1]), ids([]), ids([]), unit_rows(0, 1)))
-    assert cache.get(1, 5, fail) is at_five
+    cache.get(7, 1, lambda: matrix, fail)
+    reloaded = replace(matrix, version=9)
+    assert cache.get(7, 9, lambda: reloaded, lambda cached: None) is reloaded
+
+
+def test_cache_keeps_the_newer_matrix(matrix: VectorMatrix) -> None:
+    """A reader on an older snapshot gets its own matrix without evicting the newer one."""
+    cache = VectorCache()
+    newer = replace(matrix, version=5)
+    cache.get(1, 5, lambda: newer, fail)
+    older = replace(matrix, version=3)
+    assert cache.get(1, 3, lambda: older, fail) is older
+    assert cache.get(1, 5, fail, fail) is newer
+    cache.discard(1)
+    assert cache.get(1, 5, lambda: older, fail) is older
