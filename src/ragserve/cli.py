@@ -33,8 +33,8 @@ app = typer.Typer(
 )
 eval_app = typer.Typer(help="Evaluate retrieval and answers on standard datasets.")
 app.add_typer(eval_app, name="eval")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 Mode = Literal["bm25", "dense", "hybrid"]

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,16 +86,18 @@ def make_doc(
     return record, chunks, vectors.astype(np.float32)
 
 
-def sqlite_url(tmp_path: Path) -> str:
+def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store' / 'ragserve.db'}"
 
 
-BACKENDS: dict[str, Callable[[Path], str]] = {"sqlite": sqlite_url}
+# name -> a fresh, empty database's URL for one test; a server backend can reach its own
+# (session) fixtures through ``request.getfixturevalue``.
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {"sqlite": sqlite_url}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return BACKENDS[request.param](tmp_path)
+    return BACKENDS[request.param](request, tmp_path)
 
 
 @pytest.fixture
@@ -244,26 +247,38 @@ def test_delete_document_removes_every_trace(store: Store) -> None:
 def test_bad_input_raises_and_writes_nothing(store: Store) -> None:
     """Mismatched vectors, foreign chunks or an id clash raise InputError and leave no trace."""
     record, chunks, vectors = make_doc("a.txt", ["one", "two"])
-    put(store, make_doc("b.txt", ["three"]))
+    taken = make_doc("b.txt", ["three"])
+    put(store, taken)
     before = store.get_collection(T1, COL)
-    clash = make_doc("c.txt", ["four"])
-    clash = (
-        DocumentRecord(**{**clash[0].__dict__, "id": make_doc("b.txt", ["x"])[0].id}),
-        [Chunk(**{**c.__dict__, "document_id": make_doc("b.txt", ["x"])[0].id}) for c in clash[1]],
-        clash[2],
-    )
+    other = make_doc("c.txt", ["four"])
+    same_id = replace(other[0], id=taken[0].id)
+    same_chunk_id = replace(other[1][0], id=taken[1][0].id)
     bad: list[Doc] = [
         (record, chunks, vectors[:1]),
         (record, chunks, np.full_like(vectors, np.nan)),
-        (record, [*chunks[:1], Chunk(**{**chunks[1].__dict__, "document_id": "other"})], vectors),
+        (record, [chunks[0], replace(chunks[1], document_id="other")], vectors),
+        (replace(record, metadata={"when": object()}), chunks, vectors),
         make_doc("d.txt", ["wider"], dim=DIM * 2),
-        clash,
+        (same_id, [replace(c, document_id=same_id.id) for c in other[1]], other[2]),
+        (other[0], [same_chunk_id], other[2]),
     ]
     for doc in bad:
         with pytest.raises(InputError):
             put(store, doc)
     assert before == store.get_collection(T1, COL)
     assert [d.source for d in store.list_documents(T1, COL)] == ["b.txt"]
+
+
+def test_vector_width_may_change_once_the_collection_is_empty(store: Store) -> None:
+    """After every chunk is gone, vectors of another width (a new embedder) are accepted."""
+    first = make_doc("a.txt", ["narrow vectors"])
+    put(store, first)
+    assert sources(store.dense_search(T1, COL, vector_for("q"), limit=3)) == ["a.txt"]
+    store.delete_document(T1, COL, first[0].id)
+    put(store, make_doc("b.txt", ["wide vectors"], dim=DIM * 2))
+    hits = store.dense_search(T1, COL, vector_for("wide vectors", DIM * 2), limit=3)
+    assert sources(hits) == ["b.txt"]
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
 
 
 def test_empty_document_is_stored_without_chunks(store: Store) -> None:

@@ -132,8 +132,10 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX chunks_document ON chunks (document_pk)")
     # Rows of one collection in pk order: how the vector matrix is loaded.
     conn.execute("CREATE INDEX chunks_collection ON chunks (collection_id)")
-    # Covers page filters, so they never read the wide chunk rows.
+    # Filters read these two narrow indexes instead of the wide chunk rows (text + vector):
+    # scanning a collection by page (dense search), and looking up keyword matches by key.
     conn.execute("CREATE INDEX chunks_page ON chunks (collection_id, page, document_pk)")
+    conn.execute("CREATE INDEX chunks_keys ON chunks (pk, document_pk, page)")
     # Which chunk keys each write removed and added (int64 little-endian BLOBs), so that every
     # process can bring its in-memory matrix up to date without reloading it; pruned to the
     # most recent writes.

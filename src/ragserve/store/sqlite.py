@@ -244,7 +244,7 @@ class SqliteStore:
                 found.id,
                 found.version,
                 load=lambda: load_matrix(conn, found.id, found.version, query.size),
-                catch_up=lambda cached: changes_since(conn, found.id, found.version, cached),
+                catch_up=lambda old: changes_since(conn, found.id, found.version, query.size, old),
             )
             positions = None
             if filters:
@@ -271,12 +271,14 @@ class SqliteStore:
                 return []
             fts = fts_table(found.id)
             # ORDER BY bm25() rather than FTS5's own "ORDER BY rank": SQLite's top-k sorter is
-            # ~40% faster when most rows match (measured at 100,000 chunks).
+            # ~40% faster when most rows match; and the narrow chunks_keys index halves the cost
+            # of filtering (measured at 100,000 chunks).
             if filters:
                 sql = filter_sql(filters)
                 rows = conn.execute(
                     f"SELECT {fts}.rowid, bm25({fts}) AS score FROM {fts} "
-                    f"JOIN chunks c ON c.pk = {fts}.rowid JOIN documents d ON d.pk = c.document_pk "
+                    f"JOIN chunks c INDEXED BY chunks_keys ON c.pk = {fts}.rowid "
+                    "JOIN documents d ON d.pk = c.document_pk "
                     f"WHERE {fts} MATCH ? AND {sql.where} ORDER BY score LIMIT ?",
                     (expression, *sql.params, limit),
                 ).fetchall()

@@ -27,10 +27,17 @@ def load_matrix(
 
 
 def changes_since(
-    conn: sqlite3.Connection, collection_id: int, version: int, cached: VectorMatrix
+    conn: sqlite3.Connection,
+    collection_id: int,
+    version: int,
+    dimension: int,
+    cached: VectorMatrix,
 ) -> Delta | None:
     """The net change from ``cached`` to ``version`` (the caller's snapshot), from the change
-    log; None when the log no longer reaches back that far or a reload would be as cheap."""
+    log; None when the log no longer reaches back that far, the vector width changed, or a
+    reload would be as cheap."""
+    if cached.width != dimension:
+        return None
     log = conn.execute(
         "SELECT old_version, new_version, removed, added FROM changes "
         "WHERE collection_id = ? AND new_version > ? ORDER BY new_version",
@@ -55,7 +62,7 @@ def changes_since(
         "WHERE pk IN (SELECT value FROM json_each(?)) ORDER BY pk",
         (json.dumps(list(added)),),
     ).fetchall()
-    fresh = VectorMatrix.from_blobs(version, cached.width, *_columns(rows))
+    fresh = VectorMatrix.from_blobs(version, dimension, *_columns(rows))
     all_removed = np.concatenate(removed) if removed else ids([])
     return Delta(cached.version, version, all_removed, fresh.keys, fresh.documents, fresh.matrix)
 

@@ -39,10 +39,6 @@ class Delta:
     added_documents: Ids
     added_vectors: Matrix
 
-    @property
-    def rows(self) -> int:
-        return int(self.removed.size + self.added.size)
-
 
 @dataclass(frozen=True)
 class VectorMatrix:
