@@ -1,7 +1,11 @@
 """The store seam: the relational source of truth, with vector and keyword search.
 
 Every method takes the tenant: isolation is enforced here, not by callers. A collection of
-another tenant does not exist for the caller (``CollectionNotFound``).
+another tenant does not exist for the caller (``CollectionNotFound``); every per-collection
+method raises it for a missing collection.
+
+``CollectionInfo.version`` rises on every change and never repeats for a (tenant, name), even
+after the collection is deleted and created again, so caches may key on it.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ class Store(Protocol):
         self, tenant: str, collection: str, document_id: str
     ) -> dict[str, Matrix]:
         """Vectors of the document's current chunks keyed by the sha256 hex of the chunk text,
-        so an edited document re-embeds only the chunks that changed."""
+        so an edited document re-embeds only the chunks that changed (empty for an unknown
+        document)."""
         ...
 
     def put_document(
@@ -92,6 +97,8 @@ class Store(Protocol):
         available through ``chunk_vectors``."""
         ...
 
-    def chunk_vectors(self, tenant: str, collection: str, chunk_ids: Sequence[str]) -> Matrix: ...
+    def chunk_vectors(self, tenant: str, collection: str, chunk_ids: Sequence[str]) -> Matrix:
+        """One row per id, in order; raises ``NotFoundError`` if any id is not stored."""
+        ...
 
     def close(self) -> None: ...
