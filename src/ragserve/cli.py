@@ -8,6 +8,7 @@ where the embedded store lives. Every failure prints one line to stderr and exit
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,8 +49,19 @@ ModeOpt = Annotated[
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point. An unexpected error is one line, not a traceback, unless
+    ``RAGSERVE_DEBUG=1``."""
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("RAGSERVE_DEBUG") == "1":
+            raise
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            "(set RAGSERVE_DEBUG=1 for the traceback, and please report it)",
+            highlight=False,
+        )
+        sys.exit(1)
 
 
 @contextmanager

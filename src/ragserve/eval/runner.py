@@ -1,8 +1,8 @@
 """Run retrieval and answer evaluations through the real service.
 
-Corpora are indexed into a collection named after the corpus fingerprint under the ``eval``
-tenant, so a second run (another mode, another split) reuses the index: ingestion is
-idempotent and skips documents whose content and pipeline are unchanged.
+Corpora are indexed under the ``eval`` tenant into a collection named after the corpus
+fingerprint and the pipeline hash, so a second run (another mode, another split, another
+fusion weight) reuses the index, and indexes of different chunking or embedders coexist.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def evaluate_beir(
 ) -> dict[str, float]:
     """nDCG/recall/MRR/P/R/F1 at standard cut-offs over the split's queries; documents are
     ranked by their best chunk."""
-    collection = f"beir-{dataset.fingerprint()}"
+    collection = f"beir-{dataset.fingerprint()}-{service.pipeline_hash[:8]}"
     documents = [
         TextDocument(source=doc_id, text=doc.content, title=doc.title or None)
         for doc_id, doc in dataset.corpus.items()
@@ -111,7 +111,7 @@ def evaluate_squad(
 ) -> dict[str, float]:
     """Answer every question with retrieval over all paragraphs; SQuAD v2 EM/F1, abstention
     on unanswerable questions, and how often the gold paragraph was retrieved."""
-    collection = f"squad-{dataset.fingerprint()}"
+    collection = f"squad-{dataset.fingerprint()}-{service.pipeline_hash[:8]}"
     documents = [
         TextDocument(source=p.id, text=p.context, title=p.title) for p in dataset.paragraphs
     ]
