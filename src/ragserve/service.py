@@ -11,7 +11,8 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,13 @@ from ragserve.ingest.chunking import Chunker
 from ragserve.ingest.loaders import load_bytes
 from ragserve.rerank import Reranker, rerankers
 from ragserve.retrieve.filters import parse_filter
-from ragserve.retrieve.hybrid import RetrievalRequest, retrieve
+from ragserve.retrieve.hybrid import (
+    RetrievalRequest,
+    dense_candidates,
+    fuse,
+    keyword_candidates,
+    retrieve,
+)
 from ragserve.store import open_store
 from ragserve.store.base import Store
 from ragserve.types import (
@@ -77,6 +84,8 @@ class RagService:
         self.generator = generator
         self.chunker = Chunker(embedder.tokenizer, settings.chunk.size, settings.chunk.overlap)
         self.pipeline_hash = _pipeline_hash(settings, embedder, self.chunker)
+        # Keyword searches of hybrid queries run here, beside the query embedding.
+        self._searches = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragserve-bm25")
 
     # ---- collections and documents -------------------------------------------------------
 
@@ -128,11 +137,13 @@ class RagService:
             source = str(path.resolve())
             data = path.read_bytes()
             content_hash = _sha256(data)
-            unchanged = self._unchanged(tenant, collection, source, content_hash)
-            if unchanged is not None:
-                return unchanged
+            existing = self.store.find_document(tenant, collection, source)
+            if existing is not None and self._is_current(existing, content_hash):
+                return _unchanged(source, existing)
             extracted = load_bytes(data, path.name, password=password)
-            return self._chunk(tenant, collection, source, content_hash, extracted, metadata)
+            return self._chunk(
+                tenant, collection, source, content_hash, extracted, metadata, existing
+            )
 
         return self._ingest(tenant, collection, files, prepare, str, on_progress)
 
@@ -150,15 +161,15 @@ class RagService:
 
         def prepare(doc: TextDocument) -> _Pending | IngestOutcome:
             content_hash = _sha256(doc.text.encode())
-            unchanged = self._unchanged(tenant, collection, doc.source, content_hash)
-            if unchanged is not None:
-                return unchanged
+            existing = self.store.find_document(tenant, collection, doc.source)
+            if existing is not None and self._is_current(existing, content_hash):
+                return _unchanged(doc.source, existing)
             text = doc.text.strip()
             extracted = ExtractedDocument(
                 pages=(Page(1, text),), mime_type="text/plain", title=doc.title
             )
             return self._chunk(
-                tenant, collection, doc.source, content_hash, extracted, doc.metadata
+                tenant, collection, doc.source, content_hash, extracted, doc.metadata, existing
             )
 
         return self._ingest(tenant, collection, documents, prepare, lambda d: d.source, on_progress)
@@ -200,17 +211,11 @@ class RagService:
             report(outcome)
         return outcomes
 
-    def _unchanged(
-        self, tenant: str, collection: str, source: str, content_hash: str
-    ) -> IngestOutcome | None:
-        existing = self.store.find_document(tenant, collection, source)
-        if (
-            existing is not None
-            and existing.content_hash == content_hash
-            and existing.pipeline_hash == self.pipeline_hash
-        ):
-            return IngestOutcome(source, "unchanged", existing.id, existing.chunk_count)
-        return None
+    def _is_current(self, existing: DocumentRecord, content_hash: str) -> bool:
+        """Whether the stored document has this content, indexed by this pipeline."""
+        return (
+            existing.content_hash == content_hash and existing.pipeline_hash == self.pipeline_hash
+        )
 
     def _chunk(
         self,
@@ -220,11 +225,12 @@ class RagService:
         content_hash: str,
         extracted: ExtractedDocument,
         metadata: Mapping[str, Any] | None,
+        existing: DocumentRecord | None,
     ) -> _Pending:
         document_id = _document_id(tenant, collection, source)
         chunks = self.chunker.chunk(document_id, extracted, dict(metadata or {}))
         reused: dict[str, Matrix] = {}
-        if self.store.find_document(tenant, collection, source) is not None:
+        if existing is not None:
             previous = self.store.existing_vectors(tenant, collection, document_id)
             wanted = {_sha256(c.text.encode()) for c in chunks}
             reused = {h: v for h, v in previous.items() if h in wanted}
@@ -298,15 +304,25 @@ class RagService:
         parsed_filters = parse_filter(filters)
         self.store.get_collection(tenant, collection)
         stage_ms = timings if timings is not None else {}
+        pool = top_k if self.settings.rerank.name == "none" else max(top_k * 4, 20)
+        request = RetrievalRequest(tenant, collection, query, None, mode, pool, parsed_filters)
+        keyword: Future[list[Hit]] | None = None
+        if mode == "hybrid":  # BM25 needs no vector: run it while the query is embedded
+            keyword = self._searches.submit(
+                keyword_candidates, self.store, request, self.settings.retrieve
+            )
         started = time.perf_counter()
         needs_vector = mode != "bm25" or self.settings.rerank.name != "none"
         vector = self.embedder.embed_query(query) if needs_vector else None
         stage_ms["embed"] = _ms_since(started)
 
         started = time.perf_counter()
-        pool = top_k if self.settings.rerank.name == "none" else max(top_k * 4, 20)
-        request = RetrievalRequest(tenant, collection, query, vector, mode, pool, parsed_filters)
-        hits = retrieve(self.store, request, self.settings.retrieve)
+        request = replace(request, vector=vector)
+        if keyword is not None:
+            dense = dense_candidates(self.store, request, self.settings.retrieve)
+            hits = fuse(dense, keyword.result(), request, self.settings.retrieve)
+        else:
+            hits = retrieve(self.store, request, self.settings.retrieve)
         stage_ms["retrieve"] = _ms_since(started)
 
         started = time.perf_counter()
@@ -354,6 +370,7 @@ class RagService:
         )
 
     def close(self) -> None:
+        self._searches.shutdown(wait=True)
         self.store.close()
 
     def _tenant(self, tenant: str | None) -> str:
@@ -427,6 +444,19 @@ def _valid_question(question: str) -> str:
     if len(cleaned) > MAX_QUESTION_CHARS:
         raise InvalidQuery(f"the question is longer than {MAX_QUESTION_CHARS} characters")
     return cleaned
+
+
+def _is_unchanged(existing: DocumentRecord | None, content_hash: str, pipeline_hash: str) -> bool:
+    return (
+        existing is not None
+        and existing.content_hash == content_hash
+        and existing.pipeline_hash == pipeline_hash
+    )
+
+
+def _unchanged(source: str, existing: DocumentRecord | None) -> IngestOutcome:
+    assert existing is not None
+    return IngestOutcome(source, "unchanged", existing.id, existing.chunk_count)
 
 
 def _failed(source: str, exc: BaseException) -> IngestOutcome:

