@@ -90,9 +90,17 @@ def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store' / 'ragserve.db'}"
 
 
+def sqlite_fts5_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The embedded store with keyword search by FTS5's ``bm25()`` instead of in memory."""
+    return f"{sqlite_url(request, tmp_path)}?keyword_engine=fts5"
+
+
 # name -> a fresh, empty database's URL for one test; a server backend can reach its own
 # (session) fixtures through ``request.getfixturevalue``.
-BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {"sqlite": sqlite_url}
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {
+    "sqlite": sqlite_url,
+    "sqlite-fts5": sqlite_fts5_url,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -492,25 +500,36 @@ def test_tenants_never_see_each_other(store: Store) -> None:
 
 
 def test_second_instance_sees_writes_without_restart(store_factory: Callable[[], Store]) -> None:
-    """Instance B's searches follow instance A's adds, replacements and deletes."""
+    """Instance B's searches, dense and keyword, follow instance A's adds, replacements and
+    deletes: a word only in removed text is no longer found."""
     a, b = store_factory(), store_factory()
     a.ensure_collection(T1, COL)
     put(a, make_doc("one.txt", ["first words"]))
     query = vector_for("second words")
     assert sources(b.dense_search(T1, COL, query, limit=5)) == ["one.txt"]
+    assert sources(b.keyword_search(T1, COL, "words", limit=5)) == ["one.txt"]
     two = make_doc("two.txt", ["second words"])
     put(a, two)
     assert b.dense_search(T1, COL, query, limit=1)[0].chunk.id == two[1][0].id
+    assert sources(b.keyword_search(T1, COL, "second", limit=5)) == ["two.txt"]
     put(a, make_doc("two.txt", ["replaced words"]))
     assert b.dense_search(T1, COL, query, limit=5)[0].chunk.text in {
         "first words",
         "replaced words",
     }
+    assert b.keyword_search(T1, COL, "second", limit=5) == []
+    assert sources(b.keyword_search(T1, COL, "replaced", limit=5)) == ["two.txt"]
     assert b.get_collection(T1, COL) == a.get_collection(T1, COL)
     a.delete_document(T1, COL, two[0].id)
     assert sources(b.dense_search(T1, COL, query, limit=5)) == ["one.txt"]
+    assert b.keyword_search(T1, COL, "replaced", limit=5) == []
+    assert sources(b.keyword_search(T1, COL, "words", limit=5)) == ["one.txt"]
     put(b, make_doc("three.txt", ["third words"]))
     assert sorted(sources(a.dense_search(T1, COL, query, limit=5))) == ["one.txt", "three.txt"]
+    assert sorted(sources(a.keyword_search(T1, COL, "words", limit=5))) == [
+        "one.txt",
+        "three.txt",
+    ]
 
 
 WRITER = textwrap.dedent(

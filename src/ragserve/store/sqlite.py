@@ -1,9 +1,10 @@
 """The embedded store: one SQLite file (stdlib ``sqlite3``, WAL) holding every table, an FTS5
-BM25 index per collection and the vectors as float32 BLOBs, searched exactly in memory.
+full-text index per collection and the vectors as float32 BLOBs, searched in memory.
 
 Each document is written in one ``BEGIN IMMEDIATE`` transaction, so a crash leaves it wholly
-present or wholly absent. Dense search runs on a numpy matrix per collection that follows the
-collection's version, so every process sharing the file sees every other's writes.
+present or wholly absent. Dense search runs on a numpy matrix per collection, keyword search on a
+numpy BM25 index per collection built from the FTS5 table; both follow the collection's version,
+so every process sharing the file sees every other's writes.
 """
 
 from __future__ import annotations
@@ -13,22 +14,28 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast, get_args
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from ragserve.analysis import terms
 from ragserve.errors import (
     CollectionNotFound,
+    ConfigError,
     DocumentNotFound,
     InputError,
     InvalidQuery,
     NotFoundError,
 )
 from ragserve.retrieve.filters import Filter
+from ragserve.store.derived import DerivedCache
+from ragserve.store.lexical import LexicalIndex, TermsDelta
 from ragserve.store.schema import create_fts_table, fts_table, migrate, utc_now
 from ragserve.store.sqlite_connections import ConnectionPool, database_path
-from ragserve.store.sqlite_filters import filter_sql
-from ragserve.store.sqlite_matrix import allowed_positions, changes_since, load_matrix
+from ragserve.store.sqlite_filters import allowed_positions
+from ragserve.store.sqlite_lexical import fts5_search, lexical_changes_since, load_lexicon
+from ragserve.store.sqlite_matrix import changes_since, load_matrix
 from ragserve.store.sqlite_rows import (
     CHUNK_SELECT,
     DOCUMENT_COLUMNS,
@@ -38,7 +45,6 @@ from ragserve.store.sqlite_rows import (
     document_from_row,
     dumps,
     hits,
-    match_expression,
 )
 from ragserve.store.vectors import Ids, VectorCache, ids
 from ragserve.types import Chunk, CollectionInfo, DocumentRecord, Hit, IngestStatus, Matrix
@@ -47,6 +53,10 @@ CHANGES_KEPT = 10_000
 """Change-log rows kept (all collections): a process further behind reloads its matrix."""
 
 _COLLECTION_COLUMNS = "id, tenant, name, version, dimension, document_count, chunk_count"
+
+KeywordEngine = Literal["memory", "fts5"]
+"""``memory``: Lucene BM25 on an in-memory index per collection (default); ``fts5``: FTS5's
+``bm25()`` in SQL (slower when many chunks match; its IDF ignores terms in over half the chunks)."""
 
 
 @dataclass(frozen=True)
@@ -69,10 +79,23 @@ class SqliteStore:
     """The ``Store`` on one SQLite file; safe to share between threads, and between processes
     through the file."""
 
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30_000) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_ms: int = 30_000,
+        keyword_engine: KeywordEngine = "memory",
+    ) -> None:
+        if keyword_engine not in get_args(KeywordEngine):
+            raise ConfigError(
+                f"unknown keyword engine {keyword_engine!r}; available: "
+                + ", ".join(get_args(KeywordEngine))
+            )
         self.path = str(path)
+        self.keyword_engine = keyword_engine
         self._pool = ConnectionPool(self.path, busy_timeout_ms=busy_timeout_ms)
         self._vectors = VectorCache()
+        self._lexicon = DerivedCache[LexicalIndex, TermsDelta]()
         try:
             with self._pool.connection() as conn:
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -83,12 +106,20 @@ class SqliteStore:
 
     @classmethod
     def from_url(cls, url: str, *, busy_timeout_ms: int = 30_000) -> SqliteStore:
-        """Open ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite://:memory:``."""
-        return cls(database_path(url), busy_timeout_ms=busy_timeout_ms)
+        """Open ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite://:memory:``;
+        ``?keyword_engine=fts5`` selects the keyword engine."""
+        options = parse_qs(urlsplit(url).query)
+        engine = options.get("keyword_engine", ["memory"])[-1]
+        return cls(
+            database_path(url),
+            busy_timeout_ms=busy_timeout_ms,
+            keyword_engine=cast(KeywordEngine, engine),  # __init__ refuses unknown names
+        )
 
     def close(self) -> None:
         self._pool.close()
         self._vectors.clear()
+        self._lexicon.clear()
 
     # -- collections -------------------------------------------------------------------------
 
@@ -129,6 +160,7 @@ class SqliteStore:
             conn.execute("DELETE FROM documents WHERE collection_id = ?", (found.id,))
             conn.execute("DELETE FROM collections WHERE id = ?", (found.id,))
         self._vectors.discard(found.id)
+        self._lexicon.discard(found.id)
 
     # -- documents ---------------------------------------------------------------------------
 
@@ -263,32 +295,29 @@ class SqliteStore:
         limit: int,
         filters: Filter | None = None,
     ) -> list[Hit]:
-        """FTS5 BM25 over the OR of the query's analysed terms; score is ``-bm25()``."""
-        expression = match_expression(query)
+        """BM25 over the query's analysed terms (see ``ragserve.store.lexical``), or FTS5's
+        ``bm25()`` negated with the ``fts5`` engine."""
+        wanted = terms(query)
+        # One read snapshot, as in dense_search.
         with self._pool.transaction() as conn:
             found = _collection(conn, tenant, collection)
-            if not expression or limit <= 0:
+            if self.keyword_engine == "fts5":
+                return fts5_search(conn, found.id, query, limit, filters)
+            if not wanted or limit <= 0 or found.chunk_count == 0:
                 return []
-            fts = fts_table(found.id)
-            # ORDER BY bm25() rather than FTS5's own "ORDER BY rank": SQLite's top-k sorter is
-            # ~40% faster when most rows match; and the narrow chunks_keys index halves the cost
-            # of filtering (measured at 100,000 chunks).
+            index = self._lexicon.get(
+                found.id,
+                found.version,
+                load=lambda: load_lexicon(conn, found.id, found.version),
+                catch_up=lambda old: lexical_changes_since(conn, found.id, found.version, old),
+            )
+            positions = None
             if filters:
-                sql = filter_sql(filters)
-                rows = conn.execute(
-                    f"SELECT {fts}.rowid, bm25({fts}) AS score FROM {fts} "
-                    f"JOIN chunks c INDEXED BY chunks_keys ON c.pk = {fts}.rowid "
-                    "JOIN documents d ON d.pk = c.document_pk "
-                    f"WHERE {fts} MATCH ? AND {sql.where} ORDER BY score LIMIT ?",
-                    (expression, *sql.params, limit),
-                ).fetchall()
-            else:
-                rows = conn.execute(
-                    f"SELECT rowid, bm25({fts}) AS score FROM {fts} WHERE {fts} MATCH ? "
-                    "ORDER BY score LIMIT ?",
-                    (expression, limit),
-                ).fetchall()
-            return hits(conn, [r[0] for r in rows], [-r[1] for r in rows], "bm25")
+                positions = allowed_positions(conn, found.id, index, filters)
+                if positions.size == 0:
+                    return []
+            keys, scores = index.top(wanted, limit, positions)
+            return hits(conn, keys.tolist(), scores.tolist(), "bm25")
 
     # -- chunks ------------------------------------------------------------------------------
 

@@ -23,9 +23,10 @@ def database_path(url: str) -> str:
     """The path in ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` (or ``:memory:``)."""
     prefix = "sqlite://"
     rest = url[len(prefix) :] if url[: len(prefix)].lower() == prefix else ""
+    rest = rest.split("?", 1)[0]  # options, e.g. ?keyword_engine=fts5, are SqliteStore's
     if rest in (MEMORY, "/" + MEMORY):
         return MEMORY
-    path = rest[1:].split("?", 1)[0] if rest.startswith("/") else ""
+    path = rest[1:] if rest.startswith("/") else ""
     if not path:
         raise ConfigError(
             f"invalid SQLite URL {url!r}; use sqlite:///relative/path.db or sqlite:////abs/path.db"

@@ -1,4 +1,5 @@
-"""Translate a metadata ``Filter`` into a parameterised SQLite WHERE clause.
+"""Translate a metadata ``Filter`` into a parameterised SQLite WHERE clause, and into the rows
+of an in-memory index (vector matrix, BM25 index) that it admits.
 
 The clause refers to ``d`` (documents) and, only for ``page``, ``c`` (chunks). Its semantics are
 those of ``ragserve.retrieve.filters.matches``: a missing field equals nothing, differs from
@@ -9,10 +10,13 @@ strings only; JSON arrays and objects behave as missing. Values are always bound
 from __future__ import annotations
 
 import math
+import sqlite3
 from dataclasses import dataclass
+from typing import Protocol
 
 from ragserve.errors import InvalidQuery
 from ragserve.retrieve.filters import Condition, Filter, Scalar
+from ragserve.store.vectors import Ids, ids
 
 _COLUMNS = {
     "source": "d.source",
@@ -43,6 +47,37 @@ def filter_sql(filters: Filter) -> SqlFilter:
         params.extend(values)
     needs_chunks = any(c.field in _CHUNK_FIELDS for c in filters.conditions)
     return SqlFilter(" AND ".join(clauses) or "1", tuple(params), needs_chunks)
+
+
+class Rows(Protocol):
+    """An in-memory index whose rows are chunks, addressed by position."""
+
+    def positions(self, keys: Ids) -> Ids:
+        """Positions of the rows of these chunk keys (keys not indexed are skipped)."""
+        ...
+
+    def positions_of_documents(self, documents: Ids) -> Ids:
+        """Positions of the rows of every chunk of these documents."""
+        ...
+
+
+def allowed_positions(
+    conn: sqlite3.Connection, collection_id: int, rows: Rows, filters: Filter
+) -> Ids:
+    """Rows the filter admits: found by document when it names only document fields."""
+    sql = filter_sql(filters)
+    if sql.needs_chunks:
+        keys = conn.execute(
+            "SELECT c.pk FROM chunks c JOIN documents d ON d.pk = c.document_pk "
+            f"WHERE c.collection_id = ? AND {sql.where}",
+            (collection_id, *sql.params),
+        ).fetchall()
+        return rows.positions(ids([k for (k,) in keys]))
+    documents = conn.execute(
+        f"SELECT d.pk FROM documents d WHERE d.collection_id = ? AND {sql.where}",
+        (collection_id, *sql.params),
+    ).fetchall()
+    return rows.positions_of_documents(ids([d for (d,) in documents]))
 
 
 def _clause(condition: Condition) -> tuple[str, list[Scalar]]:

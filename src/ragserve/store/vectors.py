@@ -7,13 +7,13 @@ has moved (a write by any process), patches it with the changes since, or reload
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from ragserve.store.derived import DerivedCache
 from ragserve.types import Matrix
 
 Ids = npt.NDArray[np.int64]
@@ -25,6 +25,16 @@ _GATHER_FRACTION = 0.125
 
 def ids(values: Sequence[int] | Ids) -> Ids:
     return np.asarray(values, dtype=np.int64).reshape(-1)
+
+
+def key_positions(sorted_keys: Ids, keys: Ids) -> Ids:
+    """Positions of ``keys`` in the ascending ``sorted_keys`` (keys not there are skipped)."""
+    if keys.size == 0 or sorted_keys.size == 0:
+        return ids([])
+    found = np.searchsorted(sorted_keys, keys)
+    inside = found < sorted_keys.size
+    found, wanted = found[inside], keys[inside]
+    return ids(found[sorted_keys[found] == wanted])
 
 
 @dataclass(frozen=True)
@@ -78,12 +88,7 @@ class VectorMatrix:
 
     def positions(self, keys: Ids) -> Ids:
         """Row positions of the given chunk keys (keys not in the matrix are skipped)."""
-        if keys.size == 0 or self.keys.size == 0:
-            return ids([])
-        found = np.searchsorted(self.keys, keys)
-        inside = found < self.keys.size
-        found, wanted = found[inside], keys[inside]
-        return ids(found[self.keys[found] == wanted])
+        return key_positions(self.keys, keys)
 
     def positions_of_documents(self, documents: Ids) -> Ids:
         """Row positions of every chunk of the given documents."""
@@ -122,48 +127,5 @@ class VectorMatrix:
         )
 
 
-class VectorCache:
-    """One ``VectorMatrix`` per collection id, brought to the version the caller read.
-
-    Thread-safe. Catch-ups and loads are serialised (one expensive rebuild at a time); a
-    lookup of an up-to-date matrix takes only a short lock.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._build_lock = threading.Lock()
-        self._entries: dict[int, VectorMatrix] = {}
-
-    def get(
-        self,
-        collection_id: int,
-        version: int,
-        load: Callable[[], VectorMatrix],
-        catch_up: Callable[[VectorMatrix], Delta | None],
-    ) -> VectorMatrix:
-        """The matrix at ``version``: cached, patched with ``catch_up(cached)`` (the changes since
-        the cached version, or None when they are unknown), or else ``load()``ed whole."""
-        with self._lock:
-            entry = self._entries.get(collection_id)
-        if entry is not None and entry.version == version:
-            return entry
-        with self._build_lock:
-            with self._lock:
-                entry = self._entries.get(collection_id)
-            if entry is not None and entry.version == version:
-                return entry
-            delta = catch_up(entry) if entry is not None and entry.version < version else None
-            fresh = entry.apply(delta) if entry is not None and delta is not None else load()
-            with self._lock:
-                current = self._entries.get(collection_id)
-                if current is None or current.version < fresh.version:
-                    self._entries[collection_id] = fresh
-            return fresh
-
-    def discard(self, collection_id: int) -> None:
-        with self._lock:
-            self._entries.pop(collection_id, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+class VectorCache(DerivedCache[VectorMatrix, Delta]):
+    """One ``VectorMatrix`` per collection id, brought to the version the caller read."""

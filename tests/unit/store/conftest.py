@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from ragserve.store.lexical import K1, B
 from ragserve.store.sqlite import SqliteStore
 from ragserve.types import Chunk, DocumentRecord, Matrix
 
@@ -38,6 +41,32 @@ def _make_doc(source: str, texts: Sequence[str], metadata: dict[str, Any] | None
     chunks = [Chunk(f"{doc_id}-{i}", doc_id, i, t, 1, 0, len(t), 1) for i, t in enumerate(texts)]
     vectors = np.stack([_vector_for(t) for t in texts]) if texts else np.zeros((0, DIM))
     return record, chunks, vectors.astype(np.float32)
+
+
+def _reference_bm25(chunks: Mapping[int, Sequence[str]], query: Sequence[str]) -> dict[int, float]:
+    """Lucene BM25 of every chunk (key -> terms) that matches, computed the plain way: every
+    query term occurrence counts; chunks without terms are not counted."""
+    docs = {key: terms for key, terms in chunks.items() if terms}
+    average = sum(len(t) for t in docs.values()) / len(docs) if docs else 1.0
+    scores = {}
+    for key, terms in docs.items():
+        tf = Counter(terms)
+        score = 0.0
+        for term in query:
+            if term in tf:
+                n = sum(1 for other in docs.values() if term in other)
+                idf = math.log(1 + (len(docs) - n + 0.5) / (n + 0.5))
+                norm = K1 * (1 - B + B * len(terms) / average)
+                score += idf * tf[term] * (K1 + 1) / (tf[term] + norm)
+        if score > 0:
+            scores[key] = score
+    return scores
+
+
+@pytest.fixture(name="reference_bm25")
+def reference_bm25_fixture() -> Callable[..., dict[int, float]]:
+    """``reference_bm25(chunks, query)``: BM25 by the textbook formula, for comparisons."""
+    return _reference_bm25
 
 
 @pytest.fixture(name="vector_for")
