@@ -40,9 +40,7 @@ class Store(Protocol):
         self, tenant: str, collection: str, *, limit: int = 100, offset: int = 0
     ) -> list[DocumentRecord]: ...
 
-    def existing_vectors(
-        self, tenant: str, collection: str, document_id: str
-    ) -> dict[str, Matrix]:
+    def existing_vectors(self, tenant: str, collection: str, document_id: str) -> dict[str, Matrix]:
         """Vectors of the document's current chunks keyed by the sha256 hex of the chunk text,
         so an edited document re-embeds only the chunks that changed (empty for an unknown
         document)."""

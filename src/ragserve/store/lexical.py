@@ -89,10 +89,22 @@ class Postings:
     def size(self) -> int:
         return int(self.slots.size)
 
-    def pairs(self) -> Ids:
-        """The ascending ``term << 32 | slot`` pairs (``from_pairs``'s input)."""
-        terms = np.repeat(np.arange(self.offsets.size - 1, dtype=np.int64), np.diff(self.offsets))
-        return (terms << _SLOT_BITS) | self.slots
+    def appended(self, more: Postings, terms: int) -> Postings:
+        """These postings followed, term by term, by ``more``'s (whose slots all come later)."""
+        mine, theirs = _padded(self.offsets, terms), _padded(more.offsets, terms)
+        where = np.repeat(mine[1:], np.diff(theirs))
+        return Postings(
+            mine + theirs,
+            np.insert(self.slots, where, more.slots),
+            np.insert(self.counts, where, more.counts),
+        )
+
+    def kept(self, alive: npt.NDArray[np.bool_], renumber: npt.NDArray[np.int32]) -> Postings:
+        """Without the postings of dead slots; the others renumbered (in the same order)."""
+        keep = alive[self.slots]
+        before = np.zeros(self.slots.size + 1, np.int64)
+        np.cumsum(keep, out=before[1:])
+        return Postings(before[self.offsets], renumber[self.slots[keep]], self.counts[keep])
 
     def of(self, term: int) -> tuple[npt.NDArray[np.int32], Counts]:
         if term + 1 >= self.offsets.size:
@@ -150,7 +162,7 @@ class LexicalIndex:
             slots += int(np.count_nonzero(kept))
         if next(position) > _SLOT_MASK >> 1:
             raise ValueError(f"an index holds at most {_SLOT_MASK >> 1:,} terms in all")
-        unique, counts = _counted(np.concatenate(pairs) if pairs else ids([]))
+        unique, counts = _counted(_drained(pairs))
         firsts = np.fromiter(first_seen.values(), np.int64, count=len(first_seen))
         offsets = np.append(np.searchsorted(unique, firsts << _SLOT_BITS), unique.size)
         main = Postings(offsets, (unique & _SLOT_MASK).astype(np.int32), counts)
@@ -253,10 +265,9 @@ class LexicalIndex:
             vocabulary = dict(vocabulary)
             _add_terms(vocabulary, split)
         token_slots = _token_slots(lengths, first=self.slots)
-        added = _counted(_pairs(_term_ids(vocabulary, split, token_slots.size), token_slots))
-        tail = Postings.from_pairs(
-            *_merged(self.tail.pairs(), self.tail.counts, *added), len(vocabulary)
-        )
+        pairs = _pairs(_term_ids(vocabulary, split, token_slots.size), token_slots)
+        added = Postings.from_pairs(*_counted(pairs), len(vocabulary))
+        tail = self.tail.appended(added, len(vocabulary))
         kept = lengths > 0
         patched = self.at(
             delta.new_version,
@@ -273,15 +284,19 @@ class LexicalIndex:
     def compacted(self) -> Self:
         """The same index with live slots only, one postings list and only the live terms."""
         live = np.flatnonzero(self.alive)
-        renumber = np.full(self.slots, -1, np.int64)
-        renumber[live] = np.arange(live.size)
-        pairs, counts = _merged(*self._live(self.main, renumber), *self._live(self.tail, renumber))
-        used = np.zeros(len(self.vocabulary), np.bool_)
-        used[pairs >> _SLOT_BITS] = True
-        term_ids = np.cumsum(used) - 1
-        pairs = (term_ids[pairs >> _SLOT_BITS] << _SLOT_BITS) | (pairs & _SLOT_MASK)
-        keep, new_ids = used.tolist(), term_ids.tolist()
-        vocabulary = {t: new_ids[i] for t, i in self.vocabulary.items() if keep[i]}
+        main, tail = self.main, self.tail
+        if live.size < self.slots:
+            renumber = np.full(self.slots, -1, np.int32)
+            renumber[live] = np.arange(live.size, dtype=np.int32)
+            main, tail = main.kept(self.alive, renumber), tail.kept(self.alive, renumber)
+        merged = main.appended(tail, len(self.vocabulary))
+        used = np.diff(merged.offsets) > 0
+        vocabulary = self.vocabulary
+        if not used.all():  # dropping a term with no postings drops its empty CSR segment
+            keep, new_ids = used.tolist(), (np.cumsum(used) - 1).tolist()
+            vocabulary = {t: new_ids[i] for t, i in self.vocabulary.items() if keep[i]}
+            offsets = np.append(merged.offsets[:-1][used], merged.offsets[-1])
+            merged = Postings(offsets, merged.slots, merged.counts)
         return self.at(
             self.version,
             vocabulary,
@@ -289,7 +304,7 @@ class LexicalIndex:
             self.documents[live],
             self.lengths[live],
             np.ones(live.size, np.bool_),
-            Postings.from_pairs(pairs, counts, len(vocabulary)),
+            merged,
             Postings.empty(),
         )
 
@@ -299,13 +314,6 @@ class LexicalIndex:
             self.tail.size > COMPACT_FRACTION * self.main.size
             or dead > COMPACT_FRACTION * self.slots
         )
-
-    def _live(self, postings: Postings, renumber: Ids) -> tuple[Ids, Counts]:
-        """``postings`` as pairs without dead slots, slots renumbered (order is kept)."""
-        pairs = postings.pairs()
-        keep = self.alive[pairs & _SLOT_MASK]
-        pairs = pairs[keep]
-        return (pairs & ~_SLOT_MASK) | renumber[pairs & _SLOT_MASK], postings.counts[keep]
 
     def _postings(self, term: int) -> tuple[npt.NDArray[np.int32], Counts]:
         slots, counts = self.main.of(term)
@@ -350,6 +358,13 @@ def _pairs(term_ids: Ids, slots: Ids) -> Ids:
     return term_ids
 
 
+def _drained(parts: list[Ids]) -> Ids:
+    """The parts as one array, the list emptied so that they can be freed."""
+    whole = np.concatenate(parts) if parts else ids([])
+    parts.clear()
+    return whole
+
+
 def _counted(pairs: Ids) -> tuple[Ids, Counts]:
     """Distinct pairs, ascending, with how often each occurs in ``pairs`` (sorted in place)."""
     pairs.sort()
@@ -357,14 +372,18 @@ def _counted(pairs: Ids) -> tuple[Ids, Counts]:
     first[:1] = True
     np.not_equal(pairs[1:], pairs[:-1], out=first[1:])
     starts = np.flatnonzero(first)
+    size = pairs.size
+    unique = pairs[starts]
+    del pairs, first  # a full build's largest arrays: free them before the next ones
     counts = np.empty(starts.size, np.int64)
     np.subtract(starts[1:], starts[:-1], out=counts[:-1])
-    counts[-1:] = pairs.size - starts[-1:]
+    counts[-1:] = size - starts[-1:]
     np.minimum(counts, _MAX_TF, out=counts)
-    return pairs[starts], counts.astype(np.uint16)
+    return unique, counts.astype(np.uint16)
 
 
-def _merged(pairs: Ids, counts: Counts, more_pairs: Ids, more_counts: Counts) -> tuple[Ids, Counts]:
-    """Two disjoint ascending pair lists, with their counts, merged into one."""
-    where = np.searchsorted(pairs, more_pairs)
-    return np.insert(pairs, where, more_pairs), np.insert(counts, where, more_counts)
+def _padded(offsets: Ids, terms: int) -> Ids:
+    """CSR offsets extended to ``terms`` terms (the missing ones without postings)."""
+    if offsets.size > terms:
+        return offsets
+    return np.concatenate([offsets, np.full(terms + 1 - offsets.size, offsets[-1])])
