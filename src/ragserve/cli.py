@@ -163,10 +163,13 @@ def ask(
         out.print_json(json.dumps(_answer_json(answer)))
         return
     out.print(answer.text, highlight=False)
-    shown = answer.cited or ()
+    if answer.abstained:
+        return
+    # Cited sources; when the model cited none, what it was given, so the user can check.
+    shown, heading = (answer.cited, "Sources") if answer.cited else (answer.sources, "Retrieved")
     if shown:
         out.print()
-        out.print("[bold]Sources[/]")
+        out.print(f"[bold]{heading}[/]")
         for source in shown:
             hit = source.hit
             out.print(
