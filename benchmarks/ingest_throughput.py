@@ -35,7 +35,6 @@ import io
 import json
 import os
 import pstats
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_ROOT = REPO_ROOT / ".." / "shared" / "data"
+from bench_data import REPO_ROOT, scifact_dir
+
 CACHE_DIR = REPO_ROOT / "benchmarks" / ".cache"
 COLLECTION = "bench"
 
@@ -114,16 +113,6 @@ class StageTimer:
                 self.calls[name] = self.calls.get(name, 0) + 1
 
         return timed  # type: ignore[return-value]
-
-
-def scifact_dir(given: Path | None) -> Path:
-    folder = given if given is not None else DATA_ROOT / "scifact"
-    if not (folder / "corpus.jsonl").is_file():
-        sys.exit(
-            f"error: SciFact not found at {folder.resolve()} (expected corpus.jsonl there);\n"
-            "put BEIR SciFact under ../shared/data/scifact next to the repo or pass --data"
-        )
-    return folder
 
 
 # --- the benchmark ------------------------------------------------------------------------------

@@ -57,8 +57,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_ROOT = REPO_ROOT / ".." / "shared" / "data"
+from bench_data import REPO_ROOT, scifact_dir
+
 CACHE_DIR = REPO_ROOT / "benchmarks" / ".cache"
 SCIFACT_COLLECTION = "scifact"
 SYNTHETIC_COLLECTION = "synthetic"
@@ -77,16 +77,6 @@ def load1() -> float:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def scifact_dir(given: Path | None) -> Path:
-    folder = given if given is not None else DATA_ROOT / "scifact"
-    if not (folder / "corpus.jsonl").is_file():
-        sys.exit(
-            f"error: SciFact not found at {folder.resolve()} (expected corpus.jsonl there);\n"
-            "put BEIR SciFact under ../shared/data/scifact next to the repo or pass --data"
-        )
-    return folder
 
 
 EMBED_THREADS: int | None = None  # --threads; None keeps the configured value

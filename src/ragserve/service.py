@@ -31,7 +31,7 @@ from ragserve.retrieve.hybrid import (
     dense_candidates,
     fuse,
     keyword_candidates,
-    retrieve,
+    retrieve_single,
 )
 from ragserve.store import open_store
 from ragserve.store.base import Store
@@ -64,6 +64,7 @@ class _Pending:
 
     record: DocumentRecord
     chunks: list[Chunk]
+    text_hashes: list[str]
     reused: dict[str, Matrix]
     warnings: tuple[str, ...]
 
@@ -229,11 +230,11 @@ class RagService:
     ) -> _Pending:
         document_id = _document_id(tenant, collection, source)
         chunks = self.chunker.chunk(document_id, extracted, dict(metadata or {}))
+        text_hashes = [_sha256(c.text.encode()) for c in chunks]
         reused: dict[str, Matrix] = {}
         if existing is not None:
             previous = self.store.existing_vectors(tenant, collection, document_id)
-            wanted = {_sha256(c.text.encode()) for c in chunks}
-            reused = {h: v for h, v in previous.items() if h in wanted}
+            reused = {h: previous[h] for h in text_hashes if h in previous}
         record = DocumentRecord(
             id=document_id,
             source=source,
@@ -245,7 +246,7 @@ class RagService:
             chunk_count=len(chunks),
             page_count=len(extracted.pages),
         )
-        return _Pending(record, chunks, reused, extracted.warnings)
+        return _Pending(record, chunks, text_hashes, reused, extracted.warnings)
 
     def _store_group(
         self, tenant: str, collection: str, group: list[_Pending]
@@ -255,14 +256,17 @@ class RagService:
         if not group:
             return
         to_embed = [
-            c.text for p in group for c in p.chunks if _sha256(c.text.encode()) not in p.reused
+            chunk.text
+            for p in group
+            for chunk, text_hash in zip(p.chunks, p.text_hashes, strict=True)
+            if text_hash not in p.reused
         ]
         vectors = self.embedder.embed_documents(to_embed)
         cursor = 0
         for pending in group:
             rows: list[Matrix] = []
-            for chunk in pending.chunks:
-                reused = pending.reused.get(_sha256(chunk.text.encode()))
+            for text_hash in pending.text_hashes:
+                reused = pending.reused.get(text_hash)
                 if reused is None:
                     rows.append(vectors[cursor])
                     cursor += 1
@@ -322,7 +326,7 @@ class RagService:
             dense = dense_candidates(self.store, request, self.settings.retrieve)
             hits = fuse(dense, keyword.result(), request, self.settings.retrieve)
         else:
-            hits = retrieve(self.store, request, self.settings.retrieve)
+            hits = retrieve_single(self.store, request)
         stage_ms["retrieve"] = _ms_since(started)
 
         started = time.perf_counter()

@@ -22,14 +22,15 @@ class RetrievalRequest:
     filters: Filter | None = None
 
 
-def retrieve(store: Store, request: RetrievalRequest, settings: RetrieveSettings) -> list[Hit]:
-    """The best ``request.limit`` chunks; hybrid fuses ``settings.candidates`` from each side."""
+def retrieve_single(store: Store, request: RetrievalRequest) -> list[Hit]:
+    """The best ``request.limit`` chunks of a bm25 or dense search. A hybrid search is
+    ``keyword_candidates`` and ``dense_candidates`` (which the service runs concurrently)
+    combined by ``fuse``."""
     if request.mode == "bm25":
         return _keyword(store, request, request.limit)
     if request.mode == "dense":
         return _dense(store, request, request.limit)
-    pool = candidate_pool(request, settings)
-    return fuse(_dense(store, request, pool), _keyword(store, request, pool), request, settings)
+    raise ValueError("hybrid retrieval is keyword_candidates + dense_candidates + fuse")
 
 
 def candidate_pool(request: RetrievalRequest, settings: RetrieveSettings) -> int:
