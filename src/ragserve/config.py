@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -98,6 +98,77 @@ class LLMSettings(BaseModel):
     timeout_s: float = Field(default=60.0, gt=0)
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class ServerSettings(BaseModel):
+    """The HTTP service. ``auth = false`` (local development only) is refused unless ``host``
+    is a loopback address."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    auth: bool = True
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    max_files: int = Field(default=20, ge=1, le=1000)
+    max_json_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_top_k: int = Field(default=50, ge=1, le=1000)
+    max_page_size: int = Field(default=500, ge=1, le=10_000)
+    max_history_turns: int = Field(default=20, ge=0, le=200)
+    readiness_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @model_validator(mode="after")
+    def _auth_off_only_on_loopback(self) -> ServerSettings:
+        if not self.auth and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                "server.auth = false is for local development and needs a loopback host "
+                f"(127.0.0.1, ::1, localhost); got {self.host!r}"
+            )
+        return self
+
+
+class TenantLimits(BaseModel):
+    """Per-tenant overrides of the default quotas; unset fields keep the defaults."""
+
+    questions_per_day: int | None = Field(default=None, ge=0)
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+
+
+class SecuritySettings(BaseModel):
+    """API keys, rate limits, quotas and the secret that encrypts tenants' LLM keys.
+
+    ``limits_url``: where rate-limit and quota counters live (``memory://`` per process, or
+    ``redis://host:6379/2`` shared by every replica). ``secret_key``: encrypts credentials at
+    rest; when unset, one is generated into ``<data_dir>/secret.key`` (set it explicitly when
+    replicas share a store).
+    """
+
+    secret_key: SecretStr | None = None
+    limits_url: str = "memory://"
+    rate_limit: str = "600/minute"
+    questions_per_day: int = Field(default=10_000, ge=0)
+    tokens_per_day: int = Field(default=2_000_000, ge=0)
+    max_tokens: int = Field(default=1024, ge=1)
+    tenants: dict[str, TenantLimits] = Field(default_factory=dict)
+    limits_timeout_s: float = Field(default=0.2, gt=0)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _no_placeholder_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if len(secret) < 32 or secret.lower() in {"changeme", "change-me", "secret"}:
+            raise ValueError(
+                "security.secret_key must be at least 32 random characters, e.g. "
+                'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+            )
+        return value
+
+
 class Settings(BaseSettings):
     """All of ragserve's configuration."""
 
@@ -116,6 +187,8 @@ class Settings(BaseSettings):
     retrieve: RetrieveSettings = RetrieveSettings()
     rerank: RerankSettings = RerankSettings()
     llm: LLMSettings = LLMSettings()
+    server: ServerSettings = ServerSettings()
+    security: SecuritySettings = SecuritySettings()
 
     @classmethod
     def settings_customise_sources(

@@ -66,6 +66,40 @@ class AuthError(RagError):
     code = "auth_error"
 
 
+class Unauthenticated(AuthError):
+    """No key, a malformed key, an unknown key or a revoked key."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(AuthError):
+    """A valid key without the scope the operation needs."""
+
+    code = "forbidden"
+
+
+class RateLimited(AuthError):
+    """Too many requests in the current window; retry after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
+class QuotaExceeded(RateLimited):
+    """A tenant's daily quota (questions or LLM tokens) is used up until ``retry_after``."""
+
+    code = "quota_exceeded"
+
+
+class Conflict(RagError):
+    """The request conflicts with what exists (e.g. creating a collection that exists)."""
+
+    code = "conflict"
+
+
 class NotFoundError(RagError):
     code = "not_found"
 
@@ -76,6 +110,10 @@ class CollectionNotFound(NotFoundError):
 
 class DocumentNotFound(NotFoundError):
     code = "document_not_found"
+
+
+class KeyNotFound(NotFoundError):
+    code = "key_not_found"
 
 
 class BackendError(RagError):

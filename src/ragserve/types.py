@@ -156,3 +156,53 @@ class TextDocument:
     text: str
     title: str | None = None
     metadata: Metadata = field(default_factory=dict)
+
+
+Scope = Literal["read", "write", "admin"]
+SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """A stored API key: only the SHA-256 of the key is kept, never the key itself.
+
+    ``key_id`` is the public part shown in listings (the key's first characters after
+    ``rsk_``); ``revoked_at`` is set once and never cleared.
+    """
+
+    key_id: str
+    tenant: str
+    key_hash: str
+    scopes: tuple[Scope, ...]
+    name: str = ""
+    created_at: str = ""
+    revoked_at: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class UsageDay:
+    """What a tenant used on one UTC day (``day`` is ``YYYY-MM-DD``)."""
+
+    tenant: str
+    day: str
+    questions: int = 0
+    searches: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    documents: int = 0
+    chunks: int = 0
+
+
+@dataclass(frozen=True)
+class TenantLLMRecord:
+    """A tenant's own OpenAI-compatible LLM; ``api_key_encrypted`` is a Fernet token."""
+
+    tenant: str
+    base_url: str
+    model: str
+    api_key_encrypted: str | None
+    updated_at: str = ""
