@@ -1,4 +1,4 @@
-"""The ``ragserve`` command line: ingest, ask, search, evaluate.
+"""The ``ragserve`` command line: serve, keys, ingest, ask, search, evaluate.
 
 Settings come from ``RAGSERVE_*`` variables and ``ragserve.toml``; ``--data-dir`` overrides
 where the embedded store lives. Every failure prints one line to stderr and exits non-zero:
@@ -22,9 +22,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ragserve.config import Settings
+from ragserve.config import ServerSettings, Settings
 from ragserve.errors import InputError, NotFoundError, RagError
+from ragserve.security.keys import ApiKeys, parse_scopes
+from ragserve.server import run_server
 from ragserve.service import RagService, build_service, expand_paths
+from ragserve.store import open_store
 from ragserve.types import Answer, Hit, IngestOutcome
 
 app = typer.Typer(
@@ -34,6 +37,8 @@ app = typer.Typer(
 )
 eval_app = typer.Typer(help="Evaluate retrieval and answers on standard datasets.")
 app.add_typer(eval_app, name="eval")
+keys_app = typer.Typer(help="Create, list and revoke API keys (shown once, stored hashed).")
+app.add_typer(keys_app, name="keys")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
@@ -219,6 +224,86 @@ def collections(tenant: TenantOpt = None, data_dir: DataDir = None) -> None:
     for info in infos:
         table.add_row(info.name, str(info.document_count), str(info.chunk_count), str(info.version))
     out.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="TCP port.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Processes.")] = None,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Local development only: no API keys (loopback).")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the HTTP API (loopback by default; see /docs for the OpenAPI schema)."""
+    settings = _settings(data_dir)
+    overrides = {"host": host, "port": port, "workers": workers, "auth": False if no_auth else None}
+    try:
+        server = ServerSettings.model_validate(
+            settings.server.model_dump() | {k: v for k, v in overrides.items() if v is not None}
+        )
+    except ValidationError as exc:
+        _fail(f"invalid server settings: {exc.errors()[0]['msg']}", 2)
+    settings = settings.model_copy(update={"server": server})
+    _guard(lambda: run_server(settings))
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option("--tenant", help="The tenant the key acts for.")],
+    scopes: Annotated[str, typer.Option("--scopes", help="Comma-separated: read,write,admin.")],
+    name: Annotated[str, typer.Option("--name", help="A label to recognise the key.")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Create a key and print it once (stdout); only its hash is stored."""
+    with _accounts(data_dir) as keys:
+        key, record = _guard(lambda: keys.create(tenant, parse_scopes(scopes), name=name))
+    print(key)
+    err.print(
+        f"created key {record.key_id} for tenant {record.tenant!r} with scopes "
+        f"{','.join(record.scopes)}; it is shown only this once",
+        highlight=False,
+    )
+
+
+@keys_app.command("list")
+def keys_list(tenant: TenantOpt = None, as_json: JsonOpt = False, data_dir: DataDir = None) -> None:
+    """List keys (ids, tenants, scopes; never the keys)."""
+    with _accounts(data_dir) as keys:
+        records = _guard(lambda: keys.list(tenant))
+    if as_json:
+        print(json.dumps([asdict(r) | {"key_hash": None} for r in records]))
+        return
+    table = Table("key id", "tenant", "scopes", "name", "created", "revoked")
+    for r in records:
+        table.add_row(
+            r.key_id, r.tenant, ",".join(r.scopes), r.name, r.created_at, r.revoked_at or ""
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id shown by `keys list`.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke a key; it fails from its next request on."""
+    with _accounts(data_dir) as keys:
+        record = _guard(lambda: keys.revoke(key_id))
+    err.print(f"revoked key {record.key_id} of tenant {record.tenant!r}", highlight=False)
+
+
+@contextmanager
+def _accounts(data_dir: Path | None) -> Iterator[ApiKeys]:
+    settings = _settings(data_dir)
+    store = _guard(
+        lambda: open_store(settings.store.model_copy(update={"url": settings.store_url}))
+    )
+    try:
+        yield ApiKeys(store.accounts)
+    finally:
+        store.close()
 
 
 @eval_app.command("beir")

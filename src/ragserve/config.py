@@ -96,6 +96,11 @@ class LLMSettings(BaseModel):
     threads: int = Field(default=1, ge=1, description="llama.cpp threads; 1 holds up under load")
     context_tokens: int = Field(default=2048, ge=256)
     timeout_s: float = Field(default=60.0, gt=0)
+    condense: Literal["auto", "llm", "keywords"] = Field(
+        default="auto",
+        description="how follow-ups are made to stand alone: the chat model rewrites them "
+        "(llm; auto picks it for openai), or earlier questions' key terms are appended",
+    )
 
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})

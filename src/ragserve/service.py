@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ragserve.answering import AnswerStream
+from ragserve.blobs import LocalBlobStore
 from ragserve.config import Settings
 from ragserve.embed import Embedder, embedders
 from ragserve.errors import InvalidQuery, RagError
 from ragserve.generate import Generator, generators
+from ragserve.generate.condense import Rewrite, Turn, standalone_question
 from ragserve.ingest.chunking import Chunker
 from ragserve.ingest.loaders import load_bytes
 from ragserve.rerank import Reranker, rerankers
@@ -33,8 +38,10 @@ from ragserve.retrieve.hybrid import (
     keyword_candidates,
     retrieve_single,
 )
+from ragserve.security.secrets import SecretCipher, load_or_create_secret
 from ragserve.store import open_store
 from ragserve.store.base import Store
+from ragserve.tenant_llm import TenantLLMs
 from ragserve.types import (
     Answer,
     Chunk,
@@ -87,6 +94,9 @@ class RagService:
         self.pipeline_hash = _pipeline_hash(settings, embedder, self.chunker)
         # Keyword searches of hybrid queries run here, beside the query embedding.
         self._searches = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragserve-bm25")
+        self.blobs = LocalBlobStore(settings.data_dir / "blobs")
+        self.tenant_llms = TenantLLMs(store.accounts, self._cipher, settings.llm)
+        self._secret_cipher: SecretCipher | None = None
 
     # ---- collections and documents -------------------------------------------------------
 
@@ -100,7 +110,23 @@ class RagService:
         return self.store.list_collections(self._tenant(tenant))
 
     def delete_collection(self, collection: str, *, tenant: str | None = None) -> None:
-        self.store.delete_collection(self._tenant(tenant), collection)
+        tenant = self._tenant(tenant)
+        document_ids = self._all_document_ids(tenant, collection)
+        self.store.delete_collection(tenant, collection)
+        for document_id in document_ids:
+            self.blobs.delete(document_id)
+
+    def get_document(
+        self, collection: str, document_id: str, *, tenant: str | None = None
+    ) -> DocumentRecord:
+        return self.store.get_document(self._tenant(tenant), collection, document_id)
+
+    def document_original(
+        self, collection: str, document_id: str, *, tenant: str | None = None
+    ) -> tuple[DocumentRecord, bytes]:
+        """The document and the bytes it was ingested from (uploads and text documents)."""
+        record = self.get_document(collection, document_id, tenant=tenant)
+        return record, self.blobs.get(record.id)
 
     def list_documents(
         self, collection: str, *, tenant: str | None = None, limit: int = 100, offset: int = 0
@@ -113,6 +139,17 @@ class RagService:
         self, collection: str, document_id: str, *, tenant: str | None = None
     ) -> None:
         self.store.delete_document(self._tenant(tenant), collection, document_id)
+        self.blobs.delete(document_id)
+
+    def document_id_for(self, collection: str, source: str, *, tenant: str | None = None) -> str:
+        """The id a document with this source has (or will have) in the collection."""
+        return _document_id(self._tenant(tenant), collection, source)
+
+    def _all_document_ids(self, tenant: str, collection: str) -> list[str]:
+        ids: list[str] = []
+        while batch := self.store.list_documents(tenant, collection, limit=1000, offset=len(ids)):
+            ids.extend(record.id for record in batch)
+        return ids
 
     # ---- ingestion ------------------------------------------------------------------------
 
@@ -135,18 +172,62 @@ class RagService:
         files = expand_paths(paths)
 
         def prepare(path: Path) -> _Pending | IngestOutcome:
-            source = str(path.resolve())
             data = path.read_bytes()
-            content_hash = _sha256(data)
-            existing = self.store.find_document(tenant, collection, source)
-            if existing is not None and self._is_current(existing, content_hash):
-                return _unchanged(source, existing)
-            extracted = load_bytes(data, path.name, password=password)
-            return self._chunk(
-                tenant, collection, source, content_hash, extracted, metadata, existing
+            return self._prepare_bytes(
+                tenant, collection, str(path.resolve()), data, password, metadata
             )
 
         return self._ingest(tenant, collection, files, prepare, str, on_progress)
+
+    def ingest_uploads(
+        self,
+        collection: str,
+        uploads: Sequence[tuple[str, bytes]],
+        *,
+        tenant: str | None = None,
+        password: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[IngestOutcome]:
+        """Ingest uploaded files given as ``(file name, bytes)``; the sanitised file name is
+        the document's source, so uploading a file of the same name again replaces it. The
+        original bytes are kept for re-ingestion and download."""
+        tenant = self._tenant(tenant)
+        self.create_collection(collection, tenant=tenant)
+
+        def prepare(upload: tuple[str, bytes]) -> _Pending | IngestOutcome:
+            name, data = upload
+            return self._prepare_bytes(
+                tenant, collection, upload_name(name), data, password, metadata, keep=True
+            )
+
+        return self._ingest(
+            tenant, collection, uploads, prepare, lambda u: upload_name(u[0]), on_progress
+        )
+
+    def reingest_document(
+        self, collection: str, document_id: str, *, tenant: str | None = None
+    ) -> IngestOutcome:
+        """Index the document again from its stored original; ``unchanged`` (nothing
+        written) when it is already indexed by the current pipeline."""
+        tenant = self._tenant(tenant)
+        record, data = self.document_original(collection, document_id, tenant=tenant)
+
+        def prepare(_: object) -> _Pending | IngestOutcome:
+            return self._prepare_bytes(
+                tenant,
+                collection,
+                record.source,
+                data,
+                None,
+                record.metadata,
+                title=record.title,
+            )
+
+        (outcome,) = self._ingest(
+            tenant, collection, [record], prepare, lambda _: record.source, None
+        )
+        return outcome
 
     def ingest_texts(
         self,
@@ -155,13 +236,16 @@ class RagService:
         *,
         tenant: str | None = None,
         on_progress: ProgressCallback | None = None,
+        keep_originals: bool = False,
     ) -> list[IngestOutcome]:
-        """Ingest documents given as text; embedding is batched across documents."""
+        """Ingest documents given as text; embedding is batched across documents.
+        ``keep_originals`` stores each text for re-ingestion and download."""
         tenant = self._tenant(tenant)
         self.create_collection(collection, tenant=tenant)
 
         def prepare(doc: TextDocument) -> _Pending | IngestOutcome:
-            content_hash = _sha256(doc.text.encode())
+            data = doc.text.encode()
+            content_hash = _sha256(data)
             existing = self.store.find_document(tenant, collection, doc.source)
             if existing is not None and self._is_current(existing, content_hash):
                 return _unchanged(doc.source, existing)
@@ -169,11 +253,36 @@ class RagService:
             extracted = ExtractedDocument(
                 pages=(Page(1, text),), mime_type="text/plain", title=doc.title
             )
+            if keep_originals:
+                self.blobs.put(_document_id(tenant, collection, doc.source), data)
             return self._chunk(
                 tenant, collection, doc.source, content_hash, extracted, doc.metadata, existing
             )
 
         return self._ingest(tenant, collection, documents, prepare, lambda d: d.source, on_progress)
+
+    def _prepare_bytes(
+        self,
+        tenant: str,
+        collection: str,
+        source: str,
+        data: bytes,
+        password: str | None,
+        metadata: Mapping[str, Any] | None,
+        *,
+        keep: bool = False,
+        title: str | None = None,
+    ) -> _Pending | IngestOutcome:
+        content_hash = _sha256(data)
+        existing = self.store.find_document(tenant, collection, source)
+        if existing is not None and self._is_current(existing, content_hash):
+            return _unchanged(source, existing)
+        extracted = load_bytes(data, Path(source).name, password=password)
+        if title:
+            extracted = replace(extracted, title=title)
+        if keep:
+            self.blobs.put(_document_id(tenant, collection, source), data)
+        return self._chunk(tenant, collection, source, content_hash, extracted, metadata, existing)
 
     def _ingest(
         self,
@@ -210,6 +319,9 @@ class RagService:
                 group, group_chunks = [], 0
         for outcome in self._store_group(tenant, collection, group):
             report(outcome)
+        written = [o for o in outcomes if o.status in ("added", "replaced")]
+        if written:
+            self.record_usage(tenant, documents=len(written), chunks=sum(o.chunks for o in written))
         return outcomes
 
     def _is_current(self, existing: DocumentRecord, content_hash: str) -> bool:
@@ -345,13 +457,47 @@ class RagService:
         mode: RetrievalMode | None = None,
         top_k: int | None = None,
         filters: Mapping[str, Any] | None = None,
+        history: Sequence[Turn] = (),
+        max_tokens: int | None = None,
     ) -> Answer:
         """Answer from the collection's sources, citing them as ``[n]``."""
+        return self.answer_stream(
+            collection,
+            question,
+            tenant=tenant,
+            mode=mode,
+            top_k=top_k,
+            filters=filters,
+            history=history,
+            max_tokens=max_tokens,
+        ).collect()
+
+    def answer_stream(
+        self,
+        collection: str,
+        question: str,
+        *,
+        tenant: str | None = None,
+        mode: RetrievalMode | None = None,
+        top_k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+        history: Sequence[Turn] = (),
+        max_tokens: int | None = None,
+    ) -> AnswerStream:
+        """Retrieve now; generate as the returned stream is iterated.
+
+        A follow-up (``history`` given) is first made to stand alone; retrieval and the
+        generator both use that question. The tenant's own LLM, when set, answers.
+        """
         started = time.perf_counter()
+        tenant = self._tenant(tenant)
+        question = _valid_question(question)
+        generator = self.tenant_llms.generator_for(tenant) or self.generator
+        standalone = standalone_question(question, history, self._rewriter(generator))
         timings: dict[str, float] = {}
         hits = self.search(
             collection,
-            question,
+            standalone,
             tenant=tenant,
             mode=mode,
             top_k=top_k,
@@ -359,19 +505,41 @@ class RagService:
             timings=timings,
         )
         sources = tuple(Source(i, hit) for i, hit in enumerate(hits, start=1))
-        generate_started = time.perf_counter()
-        generation = self.generator.generate(question.strip(), sources)
-        timings["generate"] = _ms_since(generate_started)
-        timings["total"] = _ms_since(started)
-        return Answer(
-            question=question.strip(),
-            text=generation.text,
+
+        def record(answer: Answer) -> None:
+            self.record_usage(
+                tenant,
+                questions=1,
+                prompt_tokens=answer.usage.prompt_tokens,
+                completion_tokens=answer.usage.completion_tokens,
+            )
+
+        return AnswerStream(
+            question=question,
+            standalone_question=standalone if standalone != question else None,
             sources=sources,
-            abstained=generation.abstained,
             timings_ms=timings,
-            usage=generation.usage,
-            model=generation.model or self.generator.model_id,
+            model=generator.model_id,
+            pieces=generator.stream(standalone, sources, max_tokens=max_tokens),
+            started=started,
+            deadline_s=self.settings.llm.timeout_s,
+            on_done=record,
         )
+
+    def record_usage(self, tenant: str, **counts: int) -> None:
+        """Add to the tenant's usage for today (UTC): questions, searches, tokens, documents."""
+        self.store.accounts.record_usage(tenant, utc_day(), **counts)
+
+    def _rewriter(self, generator: Generator) -> Rewrite | None:
+        if self.settings.llm.condense == "keywords":
+            return None
+        rewrite: Rewrite | None = getattr(generator, "rewrite", None)
+        return rewrite
+
+    def _cipher(self) -> SecretCipher:
+        if self._secret_cipher is None:
+            self._secret_cipher = SecretCipher(load_or_create_secret(self.settings))
+        return self._secret_cipher
 
     def close(self) -> None:
         self._searches.shutdown(wait=True)
@@ -426,6 +594,29 @@ def _pipeline_hash(settings: Settings, embedder: Embedder, chunker: Chunker) -> 
         "chunker": chunker.fingerprint,
     }
     return _sha256(json.dumps(recipe, sort_keys=True).encode())[:16]
+
+
+def utc_day() -> str:
+    """Today's date in UTC, ``YYYY-MM-DD``: the unit of usage and quotas."""
+    return datetime.now(UTC).date().isoformat()
+
+
+_UNSAFE_NAME = re.compile(r"[^\w.\- ]+")
+
+
+def upload_name(name: str) -> str:
+    """A client's file name made safe to show and store: the last path component, no
+    control or shell characters, at most 200 characters; ``upload`` when nothing is left."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = _UNSAFE_NAME.sub("_", base).strip(" ._")
+    if len(cleaned) > 200:
+        stem, dot, suffix = cleaned.rpartition(".")
+        cleaned = (
+            (stem[: 199 - len(suffix)] + dot + suffix)
+            if dot and len(suffix) <= 10
+            else cleaned[:200]
+        )
+    return cleaned or "upload"
 
 
 def _document_id(tenant: str, collection: str, source: str) -> str:

@@ -131,6 +131,8 @@ class Answer:
     timings_ms: dict[str, float]
     usage: Usage = Usage()
     model: str = ""
+    standalone_question: str | None = None
+    """The question retrieval used, when a follow-up was rewritten to stand alone."""
 
     @property
     def cited(self) -> tuple[Source, ...]:

@@ -97,14 +97,18 @@ class ExtractiveGenerator:
     def model_id(self) -> str:
         return "extractive"
 
-    def generate(self, question: str, sources: Sequence[Source]) -> Generation:
+    def generate(
+        self, question: str, sources: Sequence[Source], *, max_tokens: int | None = None
+    ) -> Generation:
         chosen = self.select(question, sources)
         if not chosen:
             return Generation(text=ABSTAIN_TEXT, abstained=True, usage=Usage(), model="extractive")
         text = " ".join(_cite(s.text, s.number) for s in chosen)
         return Generation(text=text, abstained=False, usage=Usage(), model="extractive")
 
-    def stream(self, question: str, sources: Sequence[Source]) -> Generator[str, None, Generation]:
+    def stream(
+        self, question: str, sources: Sequence[Source], *, max_tokens: int | None = None
+    ) -> Generator[str, None, Generation]:
         """Yield the answer word by word; the generator's return value is the Generation."""
         generation = self.generate(question, sources)
         yield from _pieces(generation.text)

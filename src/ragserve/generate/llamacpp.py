@@ -100,10 +100,12 @@ class LlamaCppGenerator:
             question, sources, max_tokens=self._prompt_tokens, count_tokens=self.count_tokens
         )
 
-    def generate(self, question: str, sources: Sequence[Source]) -> Generation:
+    def generate(
+        self, question: str, sources: Sequence[Source], *, max_tokens: int | None = None
+    ) -> Generation:
         prompt = self.prompt(question, sources)
         with self._lock:
-            response = self._complete(prompt, stream=False)
+            response = self._complete(prompt, stream=False, max_tokens=max_tokens)
         text = str(response["choices"][0]["message"].get("content") or "").strip()
         usage = response.get("usage") or {}
         return Generation(
@@ -113,7 +115,9 @@ class LlamaCppGenerator:
             model=self._model_id,
         )
 
-    def stream(self, question: str, sources: Sequence[Source]) -> Generator[str, None, Generation]:
+    def stream(
+        self, question: str, sources: Sequence[Source], *, max_tokens: int | None = None
+    ) -> Generator[str, None, Generation]:
         """Yield the answer as llama.cpp samples it; the generator's return value is the
         Generation. llama.cpp reports no usage when streaming: it is counted by tokenizing the
         two messages and the answer, which leaves out the chat template's tokens (14 for
@@ -122,7 +126,9 @@ class LlamaCppGenerator:
         parts: list[str] = []
         with self._lock:
             try:
-                for piece in strip_pieces(_deltas(self._complete(prompt, stream=True))):
+                for piece in strip_pieces(
+                    _deltas(self._complete(prompt, stream=True, max_tokens=max_tokens))
+                ):
                     parts.append(piece)
                     yield piece
             except ValueError as exc:  # raised lazily, on the first chunk
@@ -134,7 +140,8 @@ class LlamaCppGenerator:
         )
         return Generation(text, detect_abstention(text), usage, self._model_id)
 
-    def _complete(self, prompt: Prompt, *, stream: bool) -> Any:
+    def _complete(self, prompt: Prompt, *, stream: bool, max_tokens: int | None = None) -> Any:
+        limit = min(max_tokens, self.max_tokens) if max_tokens else self.max_tokens
         # Forget the previous prompt: reusing its cached prefix changes the arithmetic
         # slightly, enough for greedy decoding to diverge between identical calls.
         reset: Callable[[], None] = self._llm.reset  # unannotated upstream; typed here
@@ -147,7 +154,7 @@ class LlamaCppGenerator:
             return self._llm.create_chat_completion(
                 messages=messages,
                 temperature=self.temperature,
-                max_tokens=self.max_tokens,
+                max_tokens=limit,
                 stream=stream,
             )
         except ValueError as exc:  # llama-cpp-python's only signal for an overlong prompt

@@ -57,10 +57,12 @@ class OpenAIGenerator:
     def model_id(self) -> str:
         return self._model_id
 
-    def generate(self, question: str, sources: Sequence[Source]) -> Generation:
+    def generate(
+        self, question: str, sources: Sequence[Source], *, max_tokens: int | None = None
+    ) -> Generation:
         prompt = build_prompt(question, sources, max_tokens=self._prompt_tokens)
         with backend_errors("openai", self._url):
-            response = self._create(prompt, stream=False)
+            response = self._create(prompt, stream=False, max_tokens=max_tokens)
         text = (response.choices[0].message.content or "").strip() if response.choices else ""
         usage = response.usage
         return Generation(
@@ -70,7 +72,9 @@ class OpenAIGenerator:
             model=self._model_id,
         )
 
-    def stream(self, question: str, sources: Sequence[Source]) -> Generator[str, None, Generation]:
+    def stream(
+        self, question: str, sources: Sequence[Source], *, max_tokens: int | None = None
+    ) -> Generator[str, None, Generation]:
         """Yield the answer as the server sends it; the generator's return value is the
         Generation, with usage when the server honours ``stream_options.include_usage``
         (llama-cpp-python's server ignores it: usage is then zero)."""
@@ -88,7 +92,7 @@ class OpenAIGenerator:
                         yield choice.delta.content
 
         with backend_errors("openai", self._url):
-            chunks = self._create(prompt, stream=True)
+            chunks = self._create(prompt, stream=True, max_tokens=max_tokens)
             with chunks:  # closes the HTTP response if the caller stops early
                 for piece in strip_pieces(deltas(chunks)):
                     parts.append(piece)
@@ -96,7 +100,21 @@ class OpenAIGenerator:
         text = "".join(parts)
         return Generation(text, detect_abstention(text), usage, self._model_id)
 
-    def _create(self, prompt: Prompt, *, stream: bool) -> Any:
+    def rewrite(self, system: str, user: str) -> str:
+        """One short, non-streamed completion for helper tasks (making a follow-up question
+        stand alone)."""
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+        ]
+        with backend_errors("openai", self._url):
+            response = self._client.chat.completions.create(
+                model=self.model, messages=messages, max_tokens=128, temperature=0.0
+            )
+        return (response.choices[0].message.content or "") if response.choices else ""
+
+    def _create(self, prompt: Prompt, *, stream: bool, max_tokens: int | None = None) -> Any:
+        limit = min(max_tokens, self.max_tokens) if max_tokens else self.max_tokens
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": prompt.system},
             {"role": "user", "content": prompt.user},
@@ -108,7 +126,7 @@ class OpenAIGenerator:
                 return self._client.chat.completions.create(
                     model=self.model,
                     messages=messages,
-                    max_tokens=self.max_tokens,
+                    max_tokens=limit,
                     temperature=self.temperature,
                     stream=True,
                     stream_options={"include_usage": True},
@@ -119,13 +137,13 @@ class OpenAIGenerator:
             return self._client.chat.completions.create(
                 model=self.model,
                 messages=messages,
-                max_tokens=self.max_tokens,
+                max_tokens=limit,
                 temperature=self.temperature,
                 stream=True,
             )
         return self._client.chat.completions.create(
             model=self.model,
             messages=messages,
-            max_tokens=self.max_tokens,
+            max_tokens=limit,
             temperature=self.temperature,
         )

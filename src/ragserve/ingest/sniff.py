@@ -56,6 +56,7 @@ _CONTROL_BYTES = bytes(range(0x20)).translate(None, b"\t\n\x0b\x0c\r\x1b") + b"\
 _NON_CONTROL_BYTES = bytes(b for b in range(256) if b not in _CONTROL_BYTES)
 _MAX_CONTROL_SHARE = 0.05
 _SAMPLE = 8192
+_MIN_GUESS_BYTES = 1024
 
 
 def sniff(data: bytes, filename: str | None = None) -> str:
@@ -88,7 +89,8 @@ def decode_text(data: bytes) -> tuple[str, str | None]:
     """Decode text bytes; returns the text and a warning when the encoding had to be guessed.
 
     A BOM (UTF-8/16/32) is authoritative; otherwise UTF-8, then charset-normalizer's guess when
-    that package is installed, then Windows-1252 (binary data never gets here: sniff rejects it).
+    that package is installed and the text is long enough to guess from, then Windows-1252
+    (binary data never gets here: sniff rejects it).
     """
     for bom, encoding in _BOMS:
         if data.startswith(bom):
@@ -97,7 +99,8 @@ def decode_text(data: bytes) -> tuple[str, str | None]:
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
         pass
-    guessed = _guess_with_charset_normalizer(data)
+    # A few words are too little evidence: "crème" reads as Windows-1250 "crčme" just as well.
+    guessed = _guess_with_charset_normalizer(data) if len(data) >= _MIN_GUESS_BYTES else None
     if guessed is not None:
         return guessed
     try:

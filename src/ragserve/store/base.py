@@ -14,10 +14,14 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ragserve.retrieve.filters import Filter
+from ragserve.store.accounts import AccountStore
 from ragserve.types import Chunk, CollectionInfo, DocumentRecord, Hit, IngestStatus, Matrix
 
 
 class Store(Protocol):
+    accounts: AccountStore
+    """API keys, usage rows and tenant LLM settings, in the same database."""
+
     def ensure_collection(self, tenant: str, collection: str) -> CollectionInfo:
         """Create the collection if missing; return its current state."""
         ...
@@ -34,6 +38,10 @@ class Store(Protocol):
 
     def find_document(self, tenant: str, collection: str, source: str) -> DocumentRecord | None:
         """The stored document with this source key, if any."""
+        ...
+
+    def get_document(self, tenant: str, collection: str, document_id: str) -> DocumentRecord:
+        """Raises ``DocumentNotFound``."""
         ...
 
     def list_documents(
@@ -97,6 +105,10 @@ class Store(Protocol):
 
     def chunk_vectors(self, tenant: str, collection: str, chunk_ids: Sequence[str]) -> Matrix:
         """One row per id, in order; raises ``NotFoundError`` if any id is not stored."""
+        ...
+
+    def ping(self) -> None:
+        """A cheap round trip; raises ``BackendError`` when the database is unreachable."""
         ...
 
     def close(self) -> None: ...

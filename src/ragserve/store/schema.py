@@ -150,3 +150,42 @@ def m001_initial(conn: sqlite3.Connection) -> None:
         )"""
     )
     conn.execute("CREATE INDEX changes_collection ON changes (collection_id, new_version)")
+
+
+@migration
+def m002_accounts(conn: sqlite3.Connection) -> None:
+    # Only the SHA-256 of a key is stored; scopes are comma-separated names.
+    conn.execute(
+        """CREATE TABLE api_keys (
+            key_id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            key_hash TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )"""
+    )
+    conn.execute("CREATE INDEX api_keys_tenant ON api_keys (tenant)")
+    conn.execute(
+        """CREATE TABLE usage (
+            tenant TEXT NOT NULL,
+            day TEXT NOT NULL,  -- YYYY-MM-DD (UTC)
+            questions INTEGER NOT NULL DEFAULT 0,
+            searches INTEGER NOT NULL DEFAULT 0,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            documents INTEGER NOT NULL DEFAULT 0,
+            chunks INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (tenant, day)
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE tenant_llm (
+            tenant TEXT PRIMARY KEY,
+            base_url TEXT NOT NULL,
+            model TEXT NOT NULL,
+            api_key_encrypted TEXT,  -- a Fernet token, never the key itself
+            updated_at TEXT NOT NULL
+        )"""
+    )

@@ -29,9 +29,11 @@ from ragserve.errors import (
     NotFoundError,
 )
 from ragserve.retrieve.filters import Filter
+from ragserve.store.accounts import AccountStore
 from ragserve.store.derived import DerivedCache
 from ragserve.store.lexical import LexicalIndex, TermsDelta
 from ragserve.store.schema import create_fts_table, fts_table, migrate, utc_now
+from ragserve.store.sqlite_accounts import SqliteAccountStore
 from ragserve.store.sqlite_connections import ConnectionPool, database_path
 from ragserve.store.sqlite_filters import allowed_positions
 from ragserve.store.sqlite_lexical import fts5_search, lexical_changes_since, load_lexicon
@@ -103,6 +105,7 @@ class SqliteStore:
         except BaseException:
             self._pool.close()
             raise
+        self.accounts: AccountStore = SqliteAccountStore(self._pool)
 
     @classmethod
     def from_url(cls, url: str, *, busy_timeout_ms: int = 30_000) -> SqliteStore:
@@ -115,6 +118,9 @@ class SqliteStore:
             busy_timeout_ms=busy_timeout_ms,
             keyword_engine=cast(KeywordEngine, engine),  # __init__ refuses unknown names
         )
+
+    def ping(self) -> None:
+        self.accounts.ping()
 
     def close(self) -> None:
         self._pool.close()
@@ -172,6 +178,17 @@ class SqliteStore:
                 (found.id, source),
             ).fetchone()
         return None if row is None else document_from_row(row)
+
+    def get_document(self, tenant: str, collection: str, document_id: str) -> DocumentRecord:
+        with self._pool.transaction() as conn:
+            found = _collection(conn, tenant, collection)
+            row = conn.execute(
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection_id = ? AND id = ?",
+                (found.id, document_id),
+            ).fetchone()
+        if row is None:
+            raise DocumentNotFound(f"no document {document_id!r} in collection {collection!r}")
+        return document_from_row(row)
 
     def list_documents(
         self, tenant: str, collection: str, *, limit: int = 100, offset: int = 0

@@ -1,0 +1,86 @@
+"""The FastAPI application: ``create_app(service)`` wires routes, middleware and errors.
+
+Routes only call ``RagService`` (plus keys and limits from ``security/``). ``app_from_env`` is
+the factory uvicorn workers import when ``ragserve serve --workers N`` runs several processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ragserve import __version__
+from ragserve.api.body_limit import BodyLimitMiddleware
+from ragserve.api.deps import ApiContext
+from ragserve.api.errors import InternalErrorMiddleware, install_error_handlers
+from ragserve.api.routes import collections, documents, health, query, tenant
+from ragserve.config import Settings
+from ragserve.observability import Metrics, RequestContextMiddleware, configure_logging
+from ragserve.security.keys import ApiKeys
+from ragserve.security.limiting import Limiter
+from ragserve.service import RagService, build_service
+
+DESCRIPTION = """Grounded answers with cited sources over your documents.
+
+Authenticate with `Authorization: Bearer rsk_...` (or `X-API-Key: rsk_...`). Every error is
+`{"error": {"code": ..., "message": ...}}`; 429 responses carry `Retry-After`."""
+
+
+def create_app(
+    service: RagService,
+    *,
+    limiter: Limiter | None = None,
+    metrics: Metrics | None = None,
+    close_service: bool = False,
+) -> FastAPI:
+    """The API over ``service``; ``close_service`` closes it when the app shuts down."""
+    settings = service.settings
+    metrics = metrics or Metrics()
+    ctx = ApiContext(
+        service=service,
+        settings=settings,
+        keys=ApiKeys(service.store.accounts),
+        limiter=limiter or Limiter(settings.security),
+        metrics=metrics,
+        stream_workers=ThreadPoolExecutor(max_workers=32, thread_name_prefix="ragserve-stream"),
+        background=ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragserve-ingest"),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            ctx.background.shutdown(wait=True)  # finish accepted uploads before exiting
+            ctx.stream_workers.shutdown(wait=True, cancel_futures=True)
+            if close_service:
+                service.close()
+
+    app = FastAPI(
+        title="ragserve",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    for module in (collections, documents, query, tenant, health):
+        app.include_router(module.router)
+    install_error_handlers(app, metrics)
+    app.add_middleware(InternalErrorMiddleware, metrics=metrics)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_upload_bytes=settings.server.max_upload_bytes,
+        max_json_bytes=settings.server.max_json_bytes,
+    )
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: settings from the environment and ``ragserve.toml``."""
+    settings = Settings()
+    configure_logging(settings.server.log_level, settings.server.log_format)
+    return create_app(build_service(settings), close_service=True)

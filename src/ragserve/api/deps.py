@@ -1,0 +1,85 @@
+"""What routes depend on: the app's context, the authenticated caller, scopes, rate limits.
+
+Authentication reads the store on every request (so a revoked key fails on its next use) and
+is a plain ``def`` dependency: FastAPI runs it in the thread pool, off the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from ragserve.config import Settings
+from ragserve.errors import RateLimited
+from ragserve.observability import Metrics
+from ragserve.security.keys import ApiKeys, Principal
+from ragserve.security.limiting import Limiter
+from ragserve.service import RagService
+from ragserve.types import SCOPES, Scope
+
+bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer rsk_...")
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="rsk_...")
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """Everything the routes share, built once by ``create_app``."""
+
+    service: RagService
+    settings: Settings
+    keys: ApiKeys
+    limiter: Limiter
+    metrics: Metrics
+    stream_workers: ThreadPoolExecutor
+    background: ThreadPoolExecutor
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+Context = Annotated[ApiContext, Depends(context)]
+
+
+def authenticate(
+    request: Request,
+    ctx: Context,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    header_key: Annotated[str | None, Security(api_key_header)],
+) -> Principal:
+    """The caller, from ``Authorization: Bearer <key>`` or ``X-API-Key``; rate-limited per key."""
+    if not ctx.settings.server.auth:  # local development on loopback only (see ServerSettings)
+        principal = Principal(ctx.settings.tenant, None, frozenset(SCOPES))
+    else:
+        presented = credentials.credentials if credentials is not None else header_key
+        principal = ctx.keys.authenticate(presented)
+    request.state.tenant = principal.tenant
+    if principal.key_id is not None:
+        try:
+            ctx.limiter.hit_rate(principal.key_id)
+        except RateLimited:
+            ctx.metrics.rate_limited.labels(kind="rate").inc()
+            raise
+    return principal
+
+
+def require(scope: Scope) -> Callable[..., Principal]:
+    """A dependency that authenticates the caller and checks one scope."""
+
+    def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        principal.require(scope)
+        return principal
+
+    dependency.__name__ = f"require_{scope}"
+    return dependency
+
+
+Reader = Annotated[Principal, Depends(require("read"))]
+Writer = Annotated[Principal, Depends(require("write"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

@@ -1,0 +1,207 @@
+"""Documents: multipart uploads, JSON text documents, listing, re-ingestion and deletion.
+
+An upload's body is size-limited while it streams in (see ``api.limits``); files larger than
+1 MiB are spooled to disk by the multipart parser, so memory holds one file at a time.
+Without ``?wait=true`` an upload is accepted (202) after its type is checked and indexed in
+the background; ``?wait=true`` returns each file's outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Path, Query, Response, UploadFile
+from fastapi.responses import JSONResponse
+
+from ragserve.api.deps import ApiContext, Context, Reader, Writer
+from ragserve.api.errors import responses
+from ragserve.api.routes.collections import CollectionName
+from ragserve.api.schemas import (
+    DocumentOut,
+    DocumentPage,
+    IngestResponse,
+    IngestResult,
+    TextDocumentsIn,
+)
+from ragserve.errors import EmptyDocument, InputError, RagError, TooLarge
+from ragserve.ingest.sniff import sniff
+from ragserve.observability import get_logger
+from ragserve.service import upload_name
+from ragserve.types import IngestOutcome, TextDocument
+
+router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
+DocumentId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="document id")]
+log = get_logger("ragserve.api.documents")
+_ERRORS = responses(400, 401, 403, 404, 413, 415, 422, 429)
+
+
+@router.post("", response_model=IngestResponse, status_code=200, responses=_ERRORS)
+def upload_documents(
+    name: CollectionName,
+    principal: Writer,
+    ctx: Context,
+    files: Annotated[list[UploadFile], File(description="one or more files")],
+    wait: Annotated[bool, Query(description="wait until indexed")] = False,
+) -> JSONResponse:
+    """Upload PDF, Markdown, HTML or text files (multipart field ``files``)."""
+    limits = ctx.settings.server
+    if len(files) > limits.max_files:
+        raise InputError(f"at most {limits.max_files} files per request; got {len(files)}")
+    uploads, rejected = _read_uploads(files, limits.max_upload_bytes)
+    if not uploads:  # every file refused: answer with the first refusal (413, 415 or 422)
+        raise rejected[0][1]
+    ctx.service.create_collection(name, tenant=principal.tenant)
+    if wait:
+        outcomes = ctx.service.ingest_uploads(name, uploads, tenant=principal.tenant)
+        ctx.metrics.observe_ingest((o.status, o.chunks) for o in outcomes)
+        results = [IngestResult.of(o) for o in [*(r for r, _ in rejected), *outcomes]]
+        return _json(200, IngestResponse(collection=name, results=results))
+    _ingest_later(ctx, name, principal.tenant, uploads)
+    accepted = [
+        IngestResult(
+            source=upload_name(file_name),
+            status="accepted",
+            document_id=ctx.service.document_id_for(
+                name, upload_name(file_name), tenant=principal.tenant
+            ),
+        )
+        for file_name, _ in uploads
+    ]
+    results = [*(IngestResult.of(r) for r, _ in rejected), *accepted]
+    return _json(202, IngestResponse(collection=name, results=results))
+
+
+@router.post("/text", response_model=IngestResponse, responses=_ERRORS)
+def add_text_documents(
+    name: CollectionName, body: TextDocumentsIn, principal: Writer, ctx: Context
+) -> IngestResponse:
+    """Add documents given as JSON text with metadata; indexed before the response."""
+    documents = [
+        TextDocument(d.source, d.text, title=d.title, metadata=d.metadata) for d in body.documents
+    ]
+    outcomes = ctx.service.ingest_texts(
+        name, documents, tenant=principal.tenant, keep_originals=True
+    )
+    ctx.metrics.observe_ingest((o.status, o.chunks) for o in outcomes)
+    return IngestResponse(collection=name, results=[IngestResult.of(o) for o in outcomes])
+
+
+@router.get("", response_model=DocumentPage, responses=responses(401, 403, 404, 422, 429))
+def list_documents(
+    name: CollectionName,
+    principal: Reader,
+    ctx: Context,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> DocumentPage:
+    """Documents in ingestion order, a page at a time (``limit`` at most server.max_page_size)."""
+    limit = min(limit, ctx.settings.server.max_page_size)
+    info = ctx.service.get_collection(name, tenant=principal.tenant)
+    records = ctx.service.list_documents(name, tenant=principal.tenant, limit=limit, offset=offset)
+    return DocumentPage(
+        documents=[DocumentOut.of(r) for r in records],
+        limit=limit,
+        offset=offset,
+        total=info.document_count,
+    )
+
+
+@router.get(
+    "/{document_id}", response_model=DocumentOut, responses=responses(401, 403, 404, 422, 429)
+)
+def get_document(
+    name: CollectionName, document_id: DocumentId, principal: Reader, ctx: Context
+) -> DocumentOut:
+    return DocumentOut.of(ctx.service.get_document(name, document_id, tenant=principal.tenant))
+
+
+@router.get(
+    "/{document_id}/original",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the original bytes"},
+        **responses(401, 403, 404, 422, 429),
+    },
+)
+def download_original(
+    name: CollectionName, document_id: DocumentId, principal: Reader, ctx: Context
+) -> Response:
+    """The bytes the document was ingested from (uploads and text documents)."""
+    record, data = ctx.service.document_original(name, document_id, tenant=principal.tenant)
+    file_name = upload_name(record.source).replace('"', "")
+    return Response(
+        data,
+        media_type=record.mime_type,
+        headers={"Content-Disposition": f'attachment; filename="{file_name}"'},
+    )
+
+
+@router.post(
+    "/{document_id}/reingest",
+    response_model=IngestResult,
+    responses=responses(401, 403, 404, 422, 429),
+)
+def reingest_document(
+    name: CollectionName, document_id: DocumentId, principal: Writer, ctx: Context
+) -> IngestResult:
+    """Index the document again from its stored original (``unchanged`` when current)."""
+    outcome = ctx.service.reingest_document(name, document_id, tenant=principal.tenant)
+    ctx.metrics.observe_ingest([(outcome.status, outcome.chunks)])
+    return IngestResult.of(outcome)
+
+
+@router.delete("/{document_id}", status_code=204, responses=responses(401, 403, 404, 422, 429))
+def delete_document(
+    name: CollectionName, document_id: DocumentId, principal: Writer, ctx: Context
+) -> Response:
+    ctx.service.delete_document(name, document_id, tenant=principal.tenant)
+    return Response(status_code=204)
+
+
+def _read_uploads(
+    files: list[UploadFile], max_bytes: int
+) -> tuple[list[tuple[str, bytes]], list[tuple[IngestOutcome, RagError]]]:
+    """Each file's bytes, or its refusal: too large, empty or of an unsupported type."""
+    uploads: list[tuple[str, bytes]] = []
+    rejected: list[tuple[IngestOutcome, RagError]] = []
+    for file in files:
+        file_name = upload_name(file.filename or "upload")
+        data = file.file.read(max_bytes + 1)
+        try:
+            if len(data) > max_bytes:
+                raise TooLarge(f"{file_name} is larger than {max_bytes} bytes")
+            if not data:
+                raise EmptyDocument(f"{file_name} is empty")
+            sniff(data, file_name)
+        except RagError as exc:
+            rejected.append((IngestOutcome(file_name, "failed", error=str(exc)), exc))
+            continue
+        uploads.append((file.filename or "upload", data))
+    return uploads, rejected
+
+
+def _ingest_later(
+    ctx: ApiContext, collection: str, tenant: str, uploads: list[tuple[str, bytes]]
+) -> None:
+    def run() -> None:
+        try:
+            outcomes = ctx.service.ingest_uploads(collection, uploads, tenant=tenant)
+        except Exception:
+            log.exception("background_ingest_failed", collection=collection)
+            return
+        ctx.metrics.observe_ingest((o.status, o.chunks) for o in outcomes)
+        for outcome in outcomes:
+            log.info(
+                "document_ingested",
+                collection=collection,
+                source=outcome.source,
+                status=outcome.status,
+                chunks=outcome.chunks,
+                error=outcome.error,
+            )
+
+    ctx.background.submit(run)
+
+
+def _json(status: int, body: IngestResponse) -> JSONResponse:
+    return JSONResponse(body.model_dump(mode="json"), status_code=status)

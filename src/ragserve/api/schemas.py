@@ -1,0 +1,334 @@
+"""Request and response bodies of the HTTP API: the OpenAPI schema is generated from these."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragserve.types import (
+    Answer,
+    ApiKeyRecord,
+    CollectionInfo,
+    DocumentRecord,
+    Hit,
+    IngestOutcome,
+    RetrievalMode,
+    Scope,
+    Source,
+    UsageDay,
+)
+
+SNIPPET_CHARS = 600
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- errors -------------------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="machine-readable, e.g. collection_not_found")
+    message: str = Field(description="what failed and what to do")
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+# ---- collections and documents ------------------------------------------------------------
+
+
+class CollectionCreate(Strict):
+    name: str = Field(pattern=NAME_PATTERN, description="letters, digits, '-', '_', '.'")
+
+
+class CollectionOut(BaseModel):
+    name: str
+    version: int = Field(description="rises on every change; caches key on it")
+    document_count: int
+    chunk_count: int
+
+    @classmethod
+    def of(cls, info: CollectionInfo) -> CollectionOut:
+        return cls(
+            name=info.name,
+            version=info.version,
+            document_count=info.document_count,
+            chunk_count=info.chunk_count,
+        )
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionOut]
+
+
+class DocumentOut(BaseModel):
+    id: str
+    source: str
+    title: str | None
+    mime_type: str
+    content_hash: str
+    metadata: dict[str, Any]
+    chunk_count: int
+    page_count: int
+
+    @classmethod
+    def of(cls, record: DocumentRecord) -> DocumentOut:
+        return cls(
+            id=record.id,
+            source=record.source,
+            title=record.title,
+            mime_type=record.mime_type,
+            content_hash=record.content_hash,
+            metadata=record.metadata,
+            chunk_count=record.chunk_count,
+            page_count=record.page_count,
+        )
+
+
+class DocumentPage(BaseModel):
+    documents: list[DocumentOut]
+    limit: int
+    offset: int
+    total: int = Field(description="documents in the collection")
+
+
+class TextDocumentIn(Strict):
+    source: str = Field(min_length=1, max_length=500, description="identity: same source replaces")
+    text: str = Field(min_length=1)
+    title: str | None = Field(default=None, max_length=500)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class TextDocumentsIn(Strict):
+    documents: list[TextDocumentIn] = Field(min_length=1, max_length=1000)
+
+
+class IngestResult(BaseModel):
+    source: str
+    status: Literal["added", "unchanged", "replaced", "failed", "accepted"]
+    document_id: str | None = None
+    chunks: int = 0
+    error: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, outcome: IngestOutcome) -> IngestResult:
+        return cls(
+            source=outcome.source,
+            status=outcome.status,
+            document_id=outcome.document_id,
+            chunks=outcome.chunks,
+            error=outcome.error,
+            warnings=list(outcome.warnings),
+        )
+
+
+class IngestResponse(BaseModel):
+    collection: str
+    results: list[IngestResult]
+
+
+# ---- query and search ---------------------------------------------------------------------
+
+
+class Turn(Strict):
+    role: Literal["user", "assistant"]
+    content: str = Field(min_length=1, max_length=20_000)
+
+
+class SearchRequest(Strict):
+    query: str = Field(min_length=1, max_length=4000)
+    collection: str = Field(pattern=NAME_PATTERN)
+    top_k: int | None = Field(default=None, ge=1, description="at most server.max_top_k")
+    mode: RetrievalMode | None = None
+    filters: dict[str, Any] | None = Field(
+        default=None, description='metadata filter, e.g. {"lang": "en", "year": {"$gte": 2020}}'
+    )
+
+
+class QueryRequest(Strict):
+    question: str = Field(min_length=1, max_length=4000)
+    collection: str = Field(pattern=NAME_PATTERN)
+    top_k: int | None = Field(default=None, ge=1, description="at most server.max_top_k")
+    mode: RetrievalMode | None = None
+    filters: dict[str, Any] | None = None
+    stream: bool = Field(default=False, description="Server-Sent Events: token*, sources, done")
+    history: list[Turn] = Field(default_factory=list, description="earlier turns, oldest first")
+    max_tokens: int | None = Field(default=None, ge=1, description="clamped per tenant")
+
+
+class SourceOut(BaseModel):
+    number: int = Field(description="cited in the answer as [number]")
+    chunk_id: str
+    document_id: str
+    title: str | None
+    source: str
+    page: int
+    start: int
+    end: int
+    score: float
+    snippet: str
+
+    @classmethod
+    def of_hit(cls, number: int, hit: Hit) -> SourceOut:
+        chunk = hit.chunk
+        return cls(
+            number=number,
+            chunk_id=chunk.id,
+            document_id=chunk.document_id,
+            title=hit.document_title,
+            source=hit.document_source,
+            page=chunk.page,
+            start=chunk.start,
+            end=chunk.end,
+            score=round(float(hit.score), 6),
+            snippet=chunk.text[:SNIPPET_CHARS],
+        )
+
+    @classmethod
+    def of(cls, source: Source) -> SourceOut:
+        return cls.of_hit(source.number, source.hit)
+
+
+class UsageOut(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class SearchResponse(BaseModel):
+    results: list[SourceOut]
+    timings: dict[str, float] = Field(description="milliseconds per stage")
+
+
+class QueryResponse(BaseModel):
+    answer: str
+    abstained: bool
+    sources: list[SourceOut]
+    cited: list[int] = Field(description="numbers of the sources the answer cites")
+    standalone_question: str | None = Field(
+        description="the question retrieval used, when a follow-up was rewritten"
+    )
+    timings: dict[str, float] = Field(description="milliseconds per stage")
+    usage: UsageOut
+    model: str
+    cached: bool
+
+    @classmethod
+    def of(cls, answer: Answer, *, cached: bool = False) -> QueryResponse:
+        return cls(
+            answer=answer.text,
+            abstained=answer.abstained,
+            sources=[SourceOut.of(s) for s in answer.sources],
+            cited=[s.number for s in answer.cited],
+            standalone_question=answer.standalone_question,
+            timings=answer.timings_ms,
+            usage=usage_out(answer),
+            model=answer.model,
+            cached=cached,
+        )
+
+
+def usage_out(answer: Answer) -> UsageOut:
+    return UsageOut(
+        prompt_tokens=answer.usage.prompt_tokens,
+        completion_tokens=answer.usage.completion_tokens,
+        total_tokens=answer.usage.total_tokens,
+    )
+
+
+# ---- keys, usage, tenant LLM --------------------------------------------------------------
+
+
+class KeyCreate(Strict):
+    scopes: list[Scope] = Field(min_length=1)
+    name: str = Field(default="", max_length=100)
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    tenant: str
+    scopes: list[Scope]
+    name: str
+    created_at: str
+    revoked_at: str | None
+
+    @classmethod
+    def of(cls, record: ApiKeyRecord) -> KeyOut:
+        return cls(
+            key_id=record.key_id,
+            tenant=record.tenant,
+            scopes=list(record.scopes),
+            name=record.name,
+            created_at=record.created_at,
+            revoked_at=record.revoked_at,
+        )
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="the API key; shown this once, store it now")
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+
+
+class UsageDayOut(BaseModel):
+    day: str
+    questions: int
+    searches: int
+    prompt_tokens: int
+    completion_tokens: int
+    documents: int
+    chunks: int
+
+    @classmethod
+    def of(cls, row: UsageDay) -> UsageDayOut:
+        return cls(
+            day=row.day,
+            questions=row.questions,
+            searches=row.searches,
+            prompt_tokens=row.prompt_tokens,
+            completion_tokens=row.completion_tokens,
+            documents=row.documents,
+            chunks=row.chunks,
+        )
+
+
+class QuotaOut(BaseModel):
+    questions_used: int
+    questions_limit: int
+    tokens_used: int
+    tokens_limit: int
+    max_tokens: int
+    resets_at: str
+
+
+class UsageResponse(BaseModel):
+    tenant: str
+    days: list[UsageDayOut]
+    quota: QuotaOut
+
+
+class TenantLLMIn(Strict):
+    base_url: str = Field(min_length=1, max_length=500, description="OpenAI-compatible /v1 URL")
+    model: str = Field(min_length=1, max_length=200)
+    api_key: str | None = Field(default=None, max_length=500, description="stored encrypted")
+
+
+class TenantLLMOut(BaseModel):
+    base_url: str
+    model: str
+    api_key_set: bool
+    updated_at: str
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)

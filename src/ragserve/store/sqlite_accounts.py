@@ -1,0 +1,147 @@
+"""The ``AccountStore`` on the embedded store's SQLite file (tables from ``m002_accounts``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, cast
+
+from ragserve.errors import Conflict, InvalidQuery, KeyNotFound
+from ragserve.store.schema import utc_now
+from ragserve.store.sqlite_connections import ConnectionPool
+from ragserve.types import ApiKeyRecord, Scope, TenantLLMRecord, UsageDay
+
+_KEY_COLUMNS = "key_id, tenant, key_hash, scopes, name, created_at, revoked_at"
+_COUNTS = ("questions", "searches", "prompt_tokens", "completion_tokens", "documents", "chunks")
+_LLM_COLUMNS = "tenant, base_url, model, api_key_encrypted, updated_at"
+
+
+class SqliteAccountStore:
+    """API keys, usage rows and tenant LLM settings, sharing the store's connection pool."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    # -- API keys ----------------------------------------------------------------------------
+
+    def add_api_key(self, record: ApiKeyRecord) -> None:
+        values = (record.key_id, record.tenant, record.key_hash, ",".join(record.scopes),
+                  record.name, record.created_at or utc_now(), record.revoked_at)  # fmt: skip
+        with self._pool.transaction(write=True) as conn:
+            try:
+                conn.execute(
+                    f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", values
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"an API key with id {record.key_id!r} already exists") from exc
+
+    def find_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        with self._pool.transaction() as conn:
+            row = conn.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)
+            ).fetchone()
+        return None if row is None else _key_from_row(row)
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKeyRecord]:
+        with self._pool.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE ? IS NULL OR tenant = ? "
+                "ORDER BY created_at, rowid",
+                (tenant, tenant),
+            ).fetchall()
+        return [_key_from_row(row) for row in rows]
+
+    def revoke_api_key(self, key_id: str, *, tenant: str | None = None) -> ApiKeyRecord:
+        with self._pool.transaction(write=True) as conn:
+            row = conn.execute(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) "
+                f"WHERE key_id = ? AND (? IS NULL OR tenant = ?) RETURNING {_KEY_COLUMNS}",
+                (utc_now(), key_id, tenant, tenant),
+            ).fetchone()
+        if row is None:  # another tenant's key does not exist for this tenant
+            raise KeyNotFound(f"API key {key_id!r} not found")
+        return _key_from_row(row)
+
+    # -- usage -------------------------------------------------------------------------------
+
+    def record_usage(
+        self,
+        tenant: str,
+        day: str,
+        *,
+        questions: int = 0,
+        searches: int = 0,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        documents: int = 0,
+        chunks: int = 0,
+    ) -> None:
+        _check_day(day)
+        counts = (questions, searches, prompt_tokens, completion_tokens, documents, chunks)
+        if any(n < 0 for n in counts):
+            raise InvalidQuery(f"usage counts must not be negative: {counts}")
+        if not any(counts):
+            return
+        added = ", ".join(f"{c} = {c} + excluded.{c}" for c in _COUNTS)
+        with self._pool.transaction(write=True) as conn:
+            conn.execute(
+                f"INSERT INTO usage (tenant, day, {', '.join(_COUNTS)}) "
+                f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, day) DO UPDATE SET {added}",
+                (tenant, day, *counts),
+            )
+
+    def usage(self, tenant: str, *, since: str, until: str) -> list[UsageDay]:
+        if _check_day(since) > _check_day(until):
+            raise InvalidQuery(f"since ({since}) must not be after until ({until})")
+        with self._pool.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT tenant, day, {', '.join(_COUNTS)} FROM usage "
+                "WHERE tenant = ? AND day BETWEEN ? AND ? ORDER BY day",
+                (tenant, since, until),
+            ).fetchall()
+        return [UsageDay(*row) for row in rows]
+
+    # -- tenant LLM --------------------------------------------------------------------------
+
+    def set_tenant_llm(self, record: TenantLLMRecord) -> None:
+        with self._pool.transaction(write=True) as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO tenant_llm ({_LLM_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                (record.tenant, record.base_url, record.model, record.api_key_encrypted,
+                 record.updated_at or utc_now()),
+            )  # fmt: skip
+
+    def get_tenant_llm(self, tenant: str) -> TenantLLMRecord | None:
+        with self._pool.transaction() as conn:
+            row = conn.execute(
+                f"SELECT {_LLM_COLUMNS} FROM tenant_llm WHERE tenant = ?", (tenant,)
+            ).fetchone()
+        return None if row is None else TenantLLMRecord(*row)
+
+    def delete_tenant_llm(self, tenant: str) -> bool:
+        with self._pool.transaction(write=True) as conn:
+            cursor = conn.execute("DELETE FROM tenant_llm WHERE tenant = ?", (tenant,))
+        return cursor.rowcount > 0
+
+    def ping(self) -> None:
+        # Reads a page of the file: SELECT 1 alone would succeed without touching it.
+        with self._pool.connection() as conn:
+            conn.execute("SELECT 1 FROM migrations LIMIT 1").fetchall()
+
+
+def _key_from_row(row: Sequence[Any]) -> ApiKeyRecord:
+    key_id, tenant, key_hash, scopes, name, created_at, revoked_at = row
+    parsed = tuple(cast(Scope, s) for s in scopes.split(",") if s)  # written by add_api_key
+    return ApiKeyRecord(key_id, tenant, key_hash, parsed, name, created_at, revoked_at)
+
+
+def _check_day(day: str) -> str:
+    """``day`` itself when it is a ``YYYY-MM-DD`` date; rows compare days as text."""
+    try:
+        valid = len(day) == 10 and date.fromisoformat(day).isoformat() == day
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InvalidQuery(f"invalid day {day!r}; use YYYY-MM-DD")
+    return day
