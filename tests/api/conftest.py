@@ -1,0 +1,33 @@
+"""Fixtures for the API suites: real servers over real HTTP (see ``api_server.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from api_server import ApiServer, start_api_server
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Derived model files (the fp32 ONNX graph) shared by every server of the session."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[ApiServer]:
+    """One server for the session: embedded defaults, auth on, a generous rate limit."""
+    base = tmp_path_factory.mktemp("api")
+    with start_api_server(
+        base, model_cache, {"RAGSERVE_SECURITY__RATE_LIMIT": "100000/minute"}
+    ) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def shared_pdfs() -> Path:
+    folder = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pdfs"
+    if not folder.is_dir():
+        pytest.fail(f"{folder} is missing: CI clones the repo beside shared/", pytrace=False)
+    return folder
