@@ -11,7 +11,7 @@ LLAMA_WHEELS ?= $(HOME)/.cache/ragserve/wheels
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF
 LLAMA_WHEEL = $(wildcard $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl)
 
-.PHONY: install install-dev llama-wheel demo test test-fast lint format bench eval-scifact clean
+.PHONY: install install-dev llama-wheel serve demo test test-fast lint format bench eval-scifact clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ llama-wheel: $(BIN)/python
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-deps --no-cache-dir \
 	    llama-cpp-python==$(LLAMA_VERSION) -w $(LLAMA_WHEELS); \
 	fi
+
+## serve: the HTTP API on 127.0.0.1:8000, embedded defaults; the first run creates an admin key
+serve: install
+	@mkdir -p .ragserve
+	@if [ ! -s .ragserve/admin.key ] || [ ! -f .ragserve/ragserve.db ]; then \
+	  umask 077; $(BIN)/ragserve keys create --tenant default --scopes read,write,admin \
+	    --name make-serve > .ragserve/admin.key; \
+	fi
+	@echo "admin API key in .ragserve/admin.key — export KEY=\$$(cat .ragserve/admin.key)"
+	$(BIN)/ragserve serve
 
 ## demo: index this project's docs and answer a question about them
 demo: install

@@ -1,0 +1,58 @@
+"""Locust users for ``api_load.py``: each POSTs /v1/search with a new query, with no wait.
+
+Run by ``api_load.py`` with the bench venv's locust (locust is not a project dependency).
+It reads its inputs from the environment:
+
+RAGLOAD_KEY          the API key (``Authorization: Bearer``)
+RAGLOAD_QUERIES      a JSON file holding a list of query strings
+RAGLOAD_COLLECTION   the collection to search
+RAGLOAD_USERS        how many users the run starts, to spread their starting queries
+RAGLOAD_MODE         optional retrieval mode (default: the server's)
+
+User ``n`` starts at query ``n * len(queries) // users`` and walks forward, so no user repeats
+a query unless it sends more requests than there are queries.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from locust import FastHttpUser, constant, task
+
+QUERIES: list[str] = json.loads(Path(os.environ["RAGLOAD_QUERIES"]).read_text(encoding="utf-8"))
+HEADERS = {"Authorization": f"Bearer {os.environ['RAGLOAD_KEY']}"}
+COLLECTION = os.environ["RAGLOAD_COLLECTION"]
+USERS = max(1, int(os.environ.get("RAGLOAD_USERS", "1")))
+MODE = os.environ.get("RAGLOAD_MODE") or None
+_user_numbers = itertools.count()
+
+
+class SearchUser(FastHttpUser):
+    """One client sending searches back to back."""
+
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self.position = next(_user_numbers) * len(QUERIES) // USERS
+
+    @task
+    def search(self) -> None:
+        body: dict[str, Any] = {"query": self.next_query(), "collection": COLLECTION}
+        if MODE:
+            body["mode"] = MODE
+        with self.client.post(
+            "/v1/search", json=body, headers=HEADERS, name="/v1/search", catch_response=True
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
+            elif not response.json().get("results"):
+                response.failure("no results")
+
+    def next_query(self) -> str:
+        query = QUERIES[self.position % len(QUERIES)]
+        self.position += 1
+        return query
