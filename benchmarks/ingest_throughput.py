@@ -135,7 +135,7 @@ def chunk_texts(service: Any, paths: Sequence[Path]) -> list[str]:
     """Chunk texts exactly as ``ingest_files`` makes them (same loader, same chunker), in
     the order the pipeline embeds them (the folder walk's sorted order)."""
     from ragserve.ingest.loaders import load_bytes
-    from ragserve.service import expand_paths
+    from ragserve.ingestion import expand_paths
 
     texts: list[str] = []
     for path in expand_paths(list(paths)):
@@ -165,7 +165,7 @@ def run_raw(embedder: Any, texts: list[str], name: str) -> Phase:
 
 def instrument(service: Any, timer: StageTimer) -> Callable[[], None]:
     """Wrap the pipeline's stage functions with timers; returns an undo function."""
-    import ragserve.service as service_module
+    import ragserve.ingestion as pipeline_module
 
     undo: list[Callable[[], None]] = []
 
@@ -188,14 +188,13 @@ def instrument(service: Any, timer: StageTimer) -> Callable[[], None]:
 
         undo.append(restore)
 
-    patch(service_module, "load_path", "load (load_path)")
-    patch(service_module, "load_bytes", "load (load_bytes)")
+    patch(pipeline_module, "load_bytes", "load (load_bytes)")
     patch(service.chunker, "chunk", "chunk (Chunker.chunk)")
     patch(service.embedder, "embed_documents", "embed (embed_documents)")
     patch(service.store, "put_document", "store (put_document)")
     patch(service.store, "find_document", "lookup (find_document)")
     patch(service.store, "existing_vectors", "lookup (existing_vectors)")
-    patch(service_module, "_sha256", "hash (service._sha256)")
+    patch(pipeline_module, "sha256", "hash (ingestion.sha256)")
 
     def undo_all() -> None:
         for restore in reversed(undo):
@@ -263,7 +262,8 @@ def main() -> None:
     parser.add_argument("--profile-top", type=int, default=30)
     args = parser.parse_args()
 
-    from ragserve.service import EMBED_GROUP_CHUNKS, build_service
+    from ragserve.ingestion import EMBED_GROUP_CHUNKS
+    from ragserve.service import build_service
 
     data = scifact_dir(args.data)
     with tempfile.TemporaryDirectory(prefix="ragserve-ingest-bench-") as tmp:

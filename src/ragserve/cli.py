@@ -24,9 +24,10 @@ from rich.table import Table
 
 from ragserve.config import ServerSettings, Settings
 from ragserve.errors import InputError, NotFoundError, RagError
+from ragserve.ingestion import expand_paths
 from ragserve.security.keys import ApiKeys, parse_scopes
 from ragserve.server import run_server
-from ragserve.service import RagService, build_service, expand_paths
+from ragserve.service import RagService, build_service
 from ragserve.store import open_store
 from ragserve.types import Answer, Hit, IngestOutcome
 

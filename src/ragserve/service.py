@@ -7,28 +7,30 @@ store enforces isolation.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ragserve.answering import AnswerStream
 from ragserve.blobs import LocalBlobStore
 from ragserve.config import Settings
 from ragserve.embed import Embedder, embedders
-from ragserve.errors import InvalidQuery, RagError
+from ragserve.errors import InvalidQuery
 from ragserve.generate import Generator, generators
 from ragserve.generate.condense import Rewrite, Turn, standalone_question
 from ragserve.ingest.chunking import Chunker
-from ragserve.ingest.loaders import load_bytes
+from ragserve.ingestion import (
+    Ingestor,
+    ProgressCallback,
+    expand_paths,
+    make_document_id,
+    sha256,
+)
 from ragserve.rerank import Reranker, rerankers
 from ragserve.retrieve.filters import parse_filter
 from ragserve.retrieve.hybrid import (
@@ -44,36 +46,16 @@ from ragserve.store.base import Store
 from ragserve.tenant_llm import TenantLLMs
 from ragserve.types import (
     Answer,
-    Chunk,
     CollectionInfo,
     DocumentRecord,
-    ExtractedDocument,
     Hit,
     IngestOutcome,
-    Matrix,
-    Page,
     RetrievalMode,
     Source,
     TextDocument,
 )
 
-ProgressCallback = Callable[[IngestOutcome], None]
 MAX_QUESTION_CHARS = 4_000
-# Chunks embedded per call: large enough to keep the embedder's batches full across many
-# small documents, small enough to bound memory.
-EMBED_GROUP_CHUNKS = 512
-SUPPORTED_SUFFIXES = frozenset({".pdf", ".md", ".markdown", ".html", ".htm", ".txt", ".text"})
-
-
-@dataclass
-class _Pending:
-    """A document loaded and chunked, waiting for its vectors."""
-
-    record: DocumentRecord
-    chunks: list[Chunk]
-    text_hashes: list[str]
-    reused: dict[str, Matrix]
-    warnings: tuple[str, ...]
 
 
 class RagService:
@@ -95,6 +77,7 @@ class RagService:
         # Keyword searches of hybrid queries run here, beside the query embedding.
         self._searches = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragserve-bm25")
         self.blobs = LocalBlobStore(settings.data_dir / "blobs")
+        self.ingestor = Ingestor(store, embedder, self.chunker, self.blobs, self.pipeline_hash)
         self.tenant_llms = TenantLLMs(store.accounts, self._cipher, settings.llm)
         self._secret_cipher: SecretCipher | None = None
 
@@ -143,7 +126,7 @@ class RagService:
 
     def document_id_for(self, collection: str, source: str, *, tenant: str | None = None) -> str:
         """The id a document with this source has (or will have) in the collection."""
-        return _document_id(self._tenant(tenant), collection, source)
+        return make_document_id(self._tenant(tenant), collection, source)
 
     def _all_document_ids(self, tenant: str, collection: str) -> list[str]:
         ids: list[str] = []
@@ -169,15 +152,15 @@ class RagService:
         """
         tenant = self._tenant(tenant)
         self.create_collection(collection, tenant=tenant)
-        files = expand_paths(paths)
-
-        def prepare(path: Path) -> _Pending | IngestOutcome:
-            data = path.read_bytes()
-            return self._prepare_bytes(
-                tenant, collection, str(path.resolve()), data, password, metadata
-            )
-
-        return self._ingest(tenant, collection, files, prepare, str, on_progress)
+        outcomes = self.ingestor.files(
+            tenant,
+            collection,
+            expand_paths(paths),
+            password=password,
+            metadata=metadata,
+            on_progress=on_progress,
+        )
+        return self._count_ingest(tenant, outcomes)
 
     def ingest_uploads(
         self,
@@ -194,16 +177,15 @@ class RagService:
         original bytes are kept for re-ingestion and download."""
         tenant = self._tenant(tenant)
         self.create_collection(collection, tenant=tenant)
-
-        def prepare(upload: tuple[str, bytes]) -> _Pending | IngestOutcome:
-            name, data = upload
-            return self._prepare_bytes(
-                tenant, collection, upload_name(name), data, password, metadata, keep=True
-            )
-
-        return self._ingest(
-            tenant, collection, uploads, prepare, lambda u: upload_name(u[0]), on_progress
+        outcomes = self.ingestor.uploads(
+            tenant,
+            collection,
+            uploads,
+            password=password,
+            metadata=metadata,
+            on_progress=on_progress,
         )
+        return self._count_ingest(tenant, outcomes)
 
     def reingest_document(
         self, collection: str, document_id: str, *, tenant: str | None = None
@@ -212,22 +194,8 @@ class RagService:
         written) when it is already indexed by the current pipeline."""
         tenant = self._tenant(tenant)
         record, data = self.document_original(collection, document_id, tenant=tenant)
-
-        def prepare(_: object) -> _Pending | IngestOutcome:
-            return self._prepare_bytes(
-                tenant,
-                collection,
-                record.source,
-                data,
-                None,
-                record.metadata,
-                title=record.title,
-            )
-
-        (outcome,) = self._ingest(
-            tenant, collection, [record], prepare, lambda _: record.source, None
-        )
-        return outcome
+        outcome = self.ingestor.reingest(tenant, collection, record, data)
+        return self._count_ingest(tenant, [outcome])[0]
 
     def ingest_texts(
         self,
@@ -242,162 +210,16 @@ class RagService:
         ``keep_originals`` stores each text for re-ingestion and download."""
         tenant = self._tenant(tenant)
         self.create_collection(collection, tenant=tenant)
+        outcomes = self.ingestor.texts(
+            tenant, collection, documents, on_progress=on_progress, keep_originals=keep_originals
+        )
+        return self._count_ingest(tenant, outcomes)
 
-        def prepare(doc: TextDocument) -> _Pending | IngestOutcome:
-            data = doc.text.encode()
-            content_hash = _sha256(data)
-            existing = self.store.find_document(tenant, collection, doc.source)
-            if existing is not None and self._is_current(existing, content_hash):
-                return _unchanged(doc.source, existing)
-            text = doc.text.strip()
-            extracted = ExtractedDocument(
-                pages=(Page(1, text),), mime_type="text/plain", title=doc.title
-            )
-            if keep_originals:
-                self.blobs.put(_document_id(tenant, collection, doc.source), data)
-            return self._chunk(
-                tenant, collection, doc.source, content_hash, extracted, doc.metadata, existing
-            )
-
-        return self._ingest(tenant, collection, documents, prepare, lambda d: d.source, on_progress)
-
-    def _prepare_bytes(
-        self,
-        tenant: str,
-        collection: str,
-        source: str,
-        data: bytes,
-        password: str | None,
-        metadata: Mapping[str, Any] | None,
-        *,
-        keep: bool = False,
-        title: str | None = None,
-    ) -> _Pending | IngestOutcome:
-        content_hash = _sha256(data)
-        existing = self.store.find_document(tenant, collection, source)
-        if existing is not None and self._is_current(existing, content_hash):
-            return _unchanged(source, existing)
-        extracted = load_bytes(data, Path(source).name, password=password)
-        if title:
-            extracted = replace(extracted, title=title)
-        if keep:
-            self.blobs.put(_document_id(tenant, collection, source), data)
-        return self._chunk(tenant, collection, source, content_hash, extracted, metadata, existing)
-
-    def _ingest(
-        self,
-        tenant: str,
-        collection: str,
-        items: Iterable[Any],
-        prepare: Callable[[Any], _Pending | IngestOutcome],
-        source_of: Callable[[Any], str],
-        on_progress: ProgressCallback | None,
-    ) -> list[IngestOutcome]:
-        outcomes: list[IngestOutcome] = []
-
-        def report(outcome: IngestOutcome) -> None:
-            outcomes.append(outcome)
-            if on_progress is not None:
-                on_progress(outcome)
-
-        group: list[_Pending] = []
-        group_chunks = 0
-        for item in items:
-            try:
-                prepared = prepare(item)
-            except (RagError, OSError) as exc:
-                report(_failed(source_of(item), exc))
-                continue
-            if isinstance(prepared, IngestOutcome):
-                report(prepared)
-                continue
-            group.append(prepared)
-            group_chunks += len(prepared.chunks) - len(prepared.reused)
-            if group_chunks >= EMBED_GROUP_CHUNKS:
-                for outcome in self._store_group(tenant, collection, group):
-                    report(outcome)
-                group, group_chunks = [], 0
-        for outcome in self._store_group(tenant, collection, group):
-            report(outcome)
+    def _count_ingest(self, tenant: str, outcomes: list[IngestOutcome]) -> list[IngestOutcome]:
         written = [o for o in outcomes if o.status in ("added", "replaced")]
         if written:
             self.record_usage(tenant, documents=len(written), chunks=sum(o.chunks for o in written))
         return outcomes
-
-    def _is_current(self, existing: DocumentRecord, content_hash: str) -> bool:
-        """Whether the stored document has this content, indexed by this pipeline."""
-        return (
-            existing.content_hash == content_hash and existing.pipeline_hash == self.pipeline_hash
-        )
-
-    def _chunk(
-        self,
-        tenant: str,
-        collection: str,
-        source: str,
-        content_hash: str,
-        extracted: ExtractedDocument,
-        metadata: Mapping[str, Any] | None,
-        existing: DocumentRecord | None,
-    ) -> _Pending:
-        document_id = _document_id(tenant, collection, source)
-        chunks = self.chunker.chunk(document_id, extracted, dict(metadata or {}))
-        text_hashes = [_sha256(c.text.encode()) for c in chunks]
-        reused: dict[str, Matrix] = {}
-        if existing is not None:
-            previous = self.store.existing_vectors(tenant, collection, document_id)
-            reused = {h: previous[h] for h in text_hashes if h in previous}
-        record = DocumentRecord(
-            id=document_id,
-            source=source,
-            title=extracted.title or Path(source).name,
-            mime_type=extracted.mime_type,
-            content_hash=content_hash,
-            pipeline_hash=self.pipeline_hash,
-            metadata=dict(metadata or {}),
-            chunk_count=len(chunks),
-            page_count=len(extracted.pages),
-        )
-        return _Pending(record, chunks, text_hashes, reused, extracted.warnings)
-
-    def _store_group(
-        self, tenant: str, collection: str, group: list[_Pending]
-    ) -> Iterator[IngestOutcome]:
-        """Embed every new chunk of the group in one call, then store each document in its
-        own transaction."""
-        if not group:
-            return
-        to_embed = [
-            chunk.text
-            for p in group
-            for chunk, text_hash in zip(p.chunks, p.text_hashes, strict=True)
-            if text_hash not in p.reused
-        ]
-        vectors = self.embedder.embed_documents(to_embed)
-        cursor = 0
-        for pending in group:
-            rows: list[Matrix] = []
-            for text_hash in pending.text_hashes:
-                reused = pending.reused.get(text_hash)
-                if reused is None:
-                    rows.append(vectors[cursor])
-                    cursor += 1
-                else:
-                    rows.append(reused)
-            matrix = (
-                np.vstack(rows).astype(np.float32, copy=False)
-                if rows
-                else np.zeros((0, self.embedder.dimension), dtype=np.float32)
-            )
-            record = pending.record
-            try:
-                status = self.store.put_document(tenant, collection, record, pending.chunks, matrix)
-            except RagError as exc:
-                yield _failed(record.source, exc)
-                continue
-            yield IngestOutcome(
-                record.source, status, record.id, len(pending.chunks), warnings=pending.warnings
-            )
 
     # ---- retrieval and answers ------------------------------------------------------------
 
@@ -569,23 +391,6 @@ def build_service(settings: Settings) -> RagService:
     return RagService(settings, store, embedder, reranker, generator)
 
 
-def expand_paths(paths: Sequence[Path]) -> list[Path]:
-    """Files as given, plus supported files found under folders (sorted, hidden skipped)."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(
-                p
-                for p in sorted(path.rglob("*"))
-                if p.is_file()
-                and p.suffix.lower() in SUPPORTED_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        else:
-            files.append(path)
-    return files
-
-
 def _pipeline_hash(settings: Settings, embedder: Embedder, chunker: Chunker) -> str:
     """Everything that changes what is stored for a document; part of cache keys later."""
     recipe = {
@@ -593,34 +398,12 @@ def _pipeline_hash(settings: Settings, embedder: Embedder, chunker: Chunker) -> 
         "max_tokens": settings.embed.max_tokens,
         "chunker": chunker.fingerprint,
     }
-    return _sha256(json.dumps(recipe, sort_keys=True).encode())[:16]
+    return sha256(json.dumps(recipe, sort_keys=True).encode())[:16]
 
 
 def utc_day() -> str:
     """Today's date in UTC, ``YYYY-MM-DD``: the unit of usage and quotas."""
     return datetime.now(UTC).date().isoformat()
-
-
-_UNSAFE_NAME = re.compile(r"[^\w.\- ]+")
-
-
-def upload_name(name: str) -> str:
-    """A client's file name made safe to show and store: the last path component, no
-    control or shell characters, at most 200 characters; ``upload`` when nothing is left."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = _UNSAFE_NAME.sub("_", base).strip(" ._")
-    if len(cleaned) > 200:
-        stem, dot, suffix = cleaned.rpartition(".")
-        cleaned = (
-            (stem[: 199 - len(suffix)] + dot + suffix)
-            if dot and len(suffix) <= 10
-            else cleaned[:200]
-        )
-    return cleaned or "upload"
-
-
-def _document_id(tenant: str, collection: str, source: str) -> str:
-    return _sha256(f"{tenant}\x00{collection}\x00{source}".encode())[:32]
 
 
 def _collection_name(name: str) -> str:
@@ -639,28 +422,6 @@ def _valid_question(question: str) -> str:
     if len(cleaned) > MAX_QUESTION_CHARS:
         raise InvalidQuery(f"the question is longer than {MAX_QUESTION_CHARS} characters")
     return cleaned
-
-
-def _is_unchanged(existing: DocumentRecord | None, content_hash: str, pipeline_hash: str) -> bool:
-    return (
-        existing is not None
-        and existing.content_hash == content_hash
-        and existing.pipeline_hash == pipeline_hash
-    )
-
-
-def _unchanged(source: str, existing: DocumentRecord | None) -> IngestOutcome:
-    assert existing is not None
-    return IngestOutcome(source, "unchanged", existing.id, existing.chunk_count)
-
-
-def _failed(source: str, exc: BaseException) -> IngestOutcome:
-    message = str(exc) if isinstance(exc, RagError) else f"cannot read file: {exc}"
-    return IngestOutcome(source, "failed", error=message)
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _ms_since(started: float) -> float:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ragserve.service import upload_name
+from ragserve.ingestion import upload_name
 
 
 @pytest.mark.parametrize(

@@ -24,9 +24,9 @@ from ragserve.api.schemas import (
     TextDocumentsIn,
 )
 from ragserve.errors import EmptyDocument, InputError, RagError, TooLarge
-from ragserve.ingest.sniff import sniff
+from ragserve.ingest.sniff import SUPPORTED_TYPES, sniff
+from ragserve.ingestion import upload_name
 from ragserve.observability import get_logger
-from ragserve.service import upload_name
 from ragserve.types import IngestOutcome, TextDocument
 
 router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
@@ -35,7 +35,15 @@ log = get_logger("ragserve.api.documents")
 _ERRORS = responses(400, 401, 403, 404, 413, 415, 422, 429)
 
 
-@router.post("", response_model=IngestResponse, status_code=200, responses=_ERRORS)
+@router.post(
+    "",
+    response_model=IngestResponse,
+    status_code=200,
+    responses={
+        202: {"model": IngestResponse, "description": "accepted; indexed in the background"},
+        **_ERRORS,
+    },
+)
 def upload_documents(
     name: CollectionName,
     principal: Writer,
@@ -119,7 +127,10 @@ def get_document(
     "/{document_id}/original",
     response_class=Response,
     responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "the original bytes"},
+        200: {
+            "content": {mime_type: {} for mime_type in SUPPORTED_TYPES},
+            "description": "the original bytes, typed as they were ingested",
+        },
         **responses(401, 403, 404, 422, 429),
     },
 )
