@@ -11,7 +11,7 @@ LLAMA_WHEELS ?= $(HOME)/.cache/ragserve/wheels
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF
 LLAMA_WHEEL = $(wildcard $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl)
 
-.PHONY: install install-dev llama-wheel serve demo test test-fast lint format bench eval-scifact clean
+.PHONY: install install-dev llama-wheel serve demo bench-api test test-fast lint format bench eval-scifact clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,12 @@ format:
 bench: install
 	$(BIN)/python benchmarks/ingest_throughput.py
 	$(BIN)/python benchmarks/query_latency.py
+
+## bench-api: /v1/search under 32 concurrent locust users (locust in its own venv, .venv-bench)
+bench-api: install
+	@[ -x .venv-bench/bin/locust ] || ($(PYTHON) -m venv .venv-bench && \
+	  .venv-bench/bin/pip install -q --disable-pip-version-check locust==2.47.0)
+	$(BIN)/python benchmarks/api_load.py --users 32 --duration 60 --data-dir benchmarks/.cache/api_load
 
 ## eval-scifact: retrieval quality on BEIR SciFact (needs ../shared/data)
 eval-scifact: install
