@@ -8,7 +8,6 @@ them as ``RAGSERVE_*`` variables.
 from __future__ import annotations
 
 import os
-import sys
 
 import uvicorn
 
@@ -25,7 +24,7 @@ def run_server(settings: Settings) -> None:
     server = settings.server
     configure_logging(server.log_level, server.log_format)
     url = f"http://{_url_host(server.host)}:{server.port}"
-    print(f"ragserve API on {url}  (OpenAPI docs: {url}/docs)", file=sys.stderr, flush=True)
+    log.info("serving", url=url, docs=f"{url}/docs")  # a log line like every other one
     if not server.auth:
         log.warning("auth_disabled", reason="server.auth = false; loopback only")
     if server.workers > 1 and settings.security.limits_url.startswith("memory://"):

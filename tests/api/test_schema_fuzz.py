@@ -1,14 +1,15 @@
 """Schemathesis over the whole OpenAPI schema of a live server, authenticated with an admin key.
 
-Every operation gets schema examples, coverage cases and fuzzed cases, valid and invalid; each
-response must be no 5xx, a documented status and content type, and match its schema. A test
-case is sometimes pointed at real resources (a collection, a document, a revocable key), so
-the 200 paths are exercised too and not only the 404s random names produce.
+Every operation gets coverage cases (boundary values) and fuzzed cases, valid and invalid; each
+response must be no 5xx, a documented status and content type, and match its schema (event
+streams event by event); invalid input must be refused, auth enforced, undeclared methods 405.
+Every other valid case is pointed at real resources (a collection, a document, a revocable
+key), so the 200 paths are exercised too, not only the 404s random names produce.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
 from dataclasses import dataclass
 
 import httpx
@@ -16,25 +17,29 @@ import hypothesis
 import pytest
 import schemathesis
 from api_server import ApiServer
-from hypothesis import strategies as st
 from schemathesis.checks import (
     content_type_conformance,
+    ignored_auth,
     negative_data_rejection,
     not_a_server_error,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 from schemathesis.schemas import BaseSchema
 
 TENANT = "fuzz-openapi"
 COLLECTION = "fuzz-docs"
 SACRIFICE = "fuzz-sacrifice"  # what a DELETE of "a real collection" removes
+SEED = 20251123
 CHECKS = [
     not_a_server_error,
     response_schema_conformance,
     status_code_conformance,
     content_type_conformance,
     negative_data_rejection,
+    ignored_auth,
+    unsupported_method,
 ]
 
 
@@ -64,7 +69,7 @@ def _add_document(client: httpx.Client, collection: str, source: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def resources(api_server: ApiServer) -> Iterator[Resources]:
+def resources(api_server: ApiServer) -> Resources:
     """A collection with two documents, a sacrificial collection and a key that may be revoked."""
     admin_key = api_server.create_key(TENANT)
     victim_key = api_server.create_key(TENANT, "read")
@@ -72,20 +77,26 @@ def resources(api_server: ApiServer) -> Iterator[Resources]:
         document_id = _add_document(client, COLLECTION, "kept.txt")
         sacrifice_document_id = _add_document(client, COLLECTION, "deleted.txt")
         assert client.post("/v1/collections", json={"name": SACRIFICE}).status_code == 201
-    yield Resources(
+    return Resources(
         admin_key, _key_id(admin_key), _key_id(victim_key), document_id, sacrifice_document_id
     )
 
 
 @pytest.fixture(scope="module")
 def openapi_schema(api_server: ApiServer, resources: Resources) -> BaseSchema:
-    """The live server's schema; every generated request carries the fuzzer's admin key."""
-    schema = schemathesis.openapi.from_url(f"{api_server.url}/openapi.json")
-    schema.config.update(
-        base_url=api_server.url,
-        headers={"Authorization": f"Bearer {resources.admin_key}"},
+    """The live server's schema; generated requests authenticate as the fuzzer's admin key.
+
+    The key goes through Schemathesis' OpenAPI-aware auth, not a raw header, so ``ignored_auth``
+    knows it is valid and probes each operation without it and with a wrong one.
+    """
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "base-url": api_server.url,
+            "auth": {"openapi": {"HTTPBearer": {"bearer": resources.admin_key}}},
+        }
     )
-    return schema
+    return schemathesis.openapi.from_url(f"{api_server.url}/openapi.json", config=config)
 
 
 @pytest.fixture(autouse=True)
@@ -96,6 +107,7 @@ def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
 
 
 schema = schemathesis.pytest.from_fixture("openapi_schema")
+_cases = itertools.count()  # every other valid case is pointed at real resources
 
 
 def _point_at_real_resources(case: schemathesis.Case, resources: Resources) -> None:
@@ -115,25 +127,29 @@ def _point_at_real_resources(case: schemathesis.Case, resources: Resources) -> N
 
 
 @schema.parametrize()
-@schema.given(real=st.booleans())
 @hypothesis.settings(
-    max_examples=30,
+    max_examples=50,
     deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(hypothesis.HealthCheck),
+    database=None,  # the seed alone decides the cases: no replay of earlier runs' failures
+    # Each case is an HTTP round trip, and path patterns make Hypothesis filter many draws.
+    suppress_health_check=[hypothesis.HealthCheck.too_slow, hypothesis.HealthCheck.filter_too_much],
 )
 def test_every_operation_conforms_to_the_openapi_schema(
-    case: schemathesis.Case, real: bool, api_server: ApiServer, resources: Resources
+    case: schemathesis.Case, api_server: ApiServer, resources: Resources
 ) -> None:
     """No generated request gets a 5xx, and every response is documented and matches its schema."""
     positive = case.meta is None or case.meta.generation.mode.is_positive
-    if real and positive:
+    if positive and next(_cases) % 2 == 0:
         _point_at_real_resources(case, resources)
     if case.path_parameters and case.path_parameters.get("key_id") == resources.admin_key_id:
         # Revoking the fuzzer's own key would turn every later case into a 401.
         case.path_parameters["key_id"] = resources.victim_key_id
-    case.call_and_validate(checks=CHECKS)
+    checks = CHECKS
+    if case.path == "/v1/collections/{name}/documents/text":
+        # GET .../documents/text is GET .../documents/{document_id} with an invalid id (422),
+        # not the 405 that OpenAPI's concrete-path-first matching expects.
+        checks = [check for check in CHECKS if check is not unsupported_method]
+    case.call_and_validate(checks=checks)
     if case.method.upper() == "PUT" and case.path == "/v1/llm":
         # A tenant LLM at a fuzzed URL makes later questions fail upstream (502/504, not a
         # defect), so the server's own LLM is restored at once.

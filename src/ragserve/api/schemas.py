@@ -24,7 +24,10 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields and JSON of the wrong type (``"5"``, ``0`` for false) are
+    refused, as the OpenAPI schema says, rather than coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # ---- errors -------------------------------------------------------------------------------

@@ -55,6 +55,53 @@ class EventStreamResponse(StreamingResponse):
 _END = object()
 
 
+def _event(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"const": name},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": data,
+            },
+        },
+    }
+
+
+def _object(**properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+# OpenAPI 3.1 reads a text/event-stream ``schema`` as the schema of each event.
+EVENT_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        _event("token", _object(text={"type": "string"})),
+        _event(
+            "sources",
+            _object(
+                sources={"type": "array"}, cited={"type": "array", "items": {"type": "integer"}}
+            ),
+        ),
+        _event(
+            "done",
+            _object(
+                abstained={"type": "boolean"},
+                timings={"type": "object", "additionalProperties": {"type": "number"}},
+                usage={"type": "object"},
+                model={"type": "string"},
+                cached={"type": "boolean"},
+            ),
+        ),
+        _event(
+            "error",
+            _object(error=_object(code={"type": "string"}, message={"type": "string"})),
+        ),
+    ]
+}
+
+
 def sse(event: str, data: dict[str, Any]) -> str:
     """One Server-Sent Event; JSON keeps the data on one line."""
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"

@@ -18,7 +18,7 @@ from ragserve.api.schemas import (
     SearchResponse,
     SourceOut,
 )
-from ragserve.api.streaming import EventStreamResponse, answer_events
+from ragserve.api.streaming import EVENT_SCHEMA, EventStreamResponse, answer_events
 from ragserve.errors import InvalidQuery, QuotaExceeded
 from ragserve.generate.condense import Turn
 from ragserve.types import Answer
@@ -32,7 +32,7 @@ _ERRORS = responses(400, 401, 403, 404, 422, 429, 502, 503, 504)
     response_model=QueryResponse,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
             "description": "JSON, or with stream=true Server-Sent Events: "
             "token (repeated), sources, done; error on a failure mid-stream",
         },
@@ -45,6 +45,8 @@ async def query(body: QueryRequest, principal: Reader, ctx: Context) -> Any:
     top_k = _top_k(body.top_k, ctx)
     if len(body.history) > ctx.settings.server.max_history_turns:
         raise InvalidQuery(f"history holds at most {ctx.settings.server.max_history_turns} turns")
+    # An unknown collection is a 404 before the question counts against the quota.
+    await run_in_threadpool(lambda: ctx.service.get_collection(body.collection, tenant=tenant))
     max_tokens = await run_in_threadpool(_take_quota, ctx, tenant, body.max_tokens)
     stream: AnswerStream = await run_in_threadpool(
         lambda: ctx.service.answer_stream(

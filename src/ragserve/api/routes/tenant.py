@@ -81,7 +81,9 @@ def get_llm(principal: Admin, ctx: Context) -> TenantLLMOut:
     """The tenant's own LLM, if set (the key is never returned)."""
     view = ctx.service.tenant_llms.get(principal.tenant)
     if view is None:
-        raise NotFoundError("this tenant has no LLM of its own; the server's LLM answers its questions")
+        raise NotFoundError(
+            "this tenant has no LLM of its own; the server's LLM answers its questions"
+        )
     return TenantLLMOut(**vars(view))
 
 
