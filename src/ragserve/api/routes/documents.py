@@ -1,6 +1,6 @@
 """Documents: multipart uploads, JSON text documents, listing, re-ingestion and deletion.
 
-An upload's body is size-limited while it streams in (see ``api.limits``); files larger than
+An upload's body is size-limited while it streams in (see ``api.body_limit``); files larger than
 1 MiB are spooled to disk by the multipart parser, so memory holds one file at a time.
 Without ``?wait=true`` an upload is accepted (202) after its type is checked and indexed in
 the background; ``?wait=true`` returns each file's outcome.
@@ -8,10 +8,16 @@ the background; ``?wait=true`` returns each file's outcome.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, File, Path, Query, Response, UploadFile
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from python_multipart.exceptions import MultipartParseError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragserve.api.deps import ApiContext, Context, Reader, Writer
 from ragserve.api.errors import responses
@@ -23,7 +29,7 @@ from ragserve.api.schemas import (
     IngestResult,
     TextDocumentsIn,
 )
-from ragserve.errors import EmptyDocument, InputError, RagError, TooLarge
+from ragserve.errors import EmptyDocument, InputError, RagError, TooLarge, UnsupportedFileType
 from ragserve.ingest.sniff import SUPPORTED_TYPES, sniff
 from ragserve.ingestion import upload_name
 from ragserve.observability import get_logger
@@ -32,6 +38,24 @@ from ragserve.types import IngestOutcome, TextDocument
 router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
 DocumentId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="document id")]
 log = get_logger("ragserve.api.documents")
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["files"],
+                "properties": {
+                    "files": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "description": "one or more files (at most server.max_files)",
+                    }
+                },
+            }
+        }
+    },
+}
 _ERRORS = responses(400, 401, 403, 404, 413, 415, 422, 429)
 
 
@@ -43,40 +67,72 @@ _ERRORS = responses(400, 401, 403, 404, 413, 415, 422, 429)
         202: {"model": IngestResponse, "description": "accepted; indexed in the background"},
         **_ERRORS,
     },
+    openapi_extra={"requestBody": UPLOAD_BODY},
 )
-def upload_documents(
+async def upload_documents(
+    request: Request,
     name: CollectionName,
     principal: Writer,
     ctx: Context,
-    files: Annotated[list[UploadFile], File(description="one or more files")],
     wait: Annotated[bool, Query(description="wait until indexed")] = False,
 ) -> JSONResponse:
-    """Upload PDF, Markdown, HTML or text files (multipart field ``files``)."""
-    limits = ctx.settings.server
-    if len(files) > limits.max_files:
-        raise InputError(f"at most {limits.max_files} files per request; got {len(files)}")
-    uploads, rejected = _read_uploads(files, limits.max_upload_bytes)
+    """Upload PDF, Markdown, HTML or text files (multipart field ``files``).
+
+    The body is read only after the key and its scope are checked, so an unauthenticated
+    client cannot make the server receive an upload.
+    """
+    async with _form(request, ctx.settings.server.max_files) as form:
+        files = [part for part in form.getlist("files") if isinstance(part, UploadFile)]
+        if not files:
+            raise InputError("no file in the request; send multipart fields named files")
+        return await run_in_threadpool(_upload, ctx, name, principal.tenant, files, wait)
+
+
+def _upload(
+    ctx: ApiContext, name: str, tenant: str, files: list[UploadFile], wait: bool
+) -> JSONResponse:
+    uploads, rejected = _read_uploads(files, ctx.settings.server.max_upload_bytes)
     if not uploads:  # every file refused: answer with the first refusal (413, 415 or 422)
         raise rejected[0][1]
-    ctx.service.create_collection(name, tenant=principal.tenant)
+    ctx.service.create_collection(name, tenant=tenant)
     if wait:
-        outcomes = ctx.service.ingest_uploads(name, uploads, tenant=principal.tenant)
+        outcomes = ctx.service.ingest_uploads(name, uploads, tenant=tenant)
         ctx.metrics.observe_ingest((o.status, o.chunks) for o in outcomes)
         results = [IngestResult.of(o) for o in [*(r for r, _ in rejected), *outcomes]]
         return _json(200, IngestResponse(collection=name, results=results))
-    _ingest_later(ctx, name, principal.tenant, uploads)
+    _ingest_later(ctx, name, tenant, uploads)
     accepted = [
         IngestResult(
             source=upload_name(file_name),
             status="accepted",
-            document_id=ctx.service.document_id_for(
-                name, upload_name(file_name), tenant=principal.tenant
-            ),
+            document_id=ctx.service.document_id_for(name, upload_name(file_name), tenant=tenant),
         )
         for file_name, _ in uploads
     ]
     results = [*(IngestResult.of(r) for r, _ in rejected), *accepted]
     return _json(202, IngestResponse(collection=name, results=results))
+
+
+@asynccontextmanager
+async def _form(request: Request, max_files: int) -> AsyncIterator[FormData]:
+    """The multipart form, parsed with the server's limits; its temporary files are closed
+    after use."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise UnsupportedFileType("send the files as multipart/form-data in fields named files")
+    try:
+        form = await request.form(max_files=max_files, max_fields=100)
+    except StarletteHTTPException as exc:
+        if exc.status_code == 413:  # the body limit, raised while the body streamed in
+            raise
+        if "Too many files" in str(exc.detail):
+            raise InputError(f"at most {max_files} files per request") from exc
+        raise InputError(f"invalid multipart body: {exc.detail}") from exc
+    except MultipartParseError as exc:
+        raise InputError(f"invalid multipart body: {exc}") from exc
+    try:
+        yield form
+    finally:
+        await form.close()
 
 
 @router.post("/text", response_model=IngestResponse, responses=_ERRORS)
