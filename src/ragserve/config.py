@@ -158,6 +158,11 @@ class SecuritySettings(BaseModel):
     tokens_per_day: int = Field(default=2_000_000, ge=0)
     max_tokens: int = Field(default=1024, ge=1)
     tenants: dict[str, TenantLimits] = Field(default_factory=dict)
+    llm_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts a tenant's own LLM base_url may name (a leading '.' allows "
+        "subdomains); empty allows any host",
+    )
     limits_timeout_s: float = Field(default=0.2, gt=0)
 
     @field_validator("secret_key")

@@ -78,7 +78,9 @@ class RagService:
         self._searches = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragserve-bm25")
         self.blobs = LocalBlobStore(settings.data_dir / "blobs")
         self.ingestor = Ingestor(store, embedder, self.chunker, self.blobs, self.pipeline_hash)
-        self.tenant_llms = TenantLLMs(store.accounts, self._cipher, settings.llm)
+        self.tenant_llms = TenantLLMs(
+            store.accounts, self._cipher, settings.llm, settings.security.llm_allowed_hosts
+        )
         self._secret_cipher: SecretCipher | None = None
 
     # ---- collections and documents -------------------------------------------------------

@@ -8,7 +8,7 @@ record changes, so every replica picks up a change on its next query.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -39,15 +39,17 @@ class TenantLLMs:
         accounts: AccountStore,
         cipher: Callable[[], SecretCipher],
         defaults: LLMSettings,
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
         self._accounts = accounts
         self._cipher = cipher
         self._defaults = defaults
+        self._allowed_hosts = tuple(h.lower() for h in allowed_hosts)
         self._cache: dict[str, tuple[str, Generator]] = {}
         self._lock = threading.Lock()
 
     def set(self, tenant: str, base_url: str, model: str, api_key: str | None) -> TenantLLMView:
-        base_url = _valid_base_url(base_url)
+        base_url = valid_base_url(base_url, self._allowed_hosts)
         model = model.strip()
         if not model or len(model) > 200:
             raise InvalidQuery("model must be 1-200 characters")
@@ -94,10 +96,20 @@ class TenantLLMs:
         return generator
 
 
-def _valid_base_url(url: str) -> str:
+def valid_base_url(url: str, allowed_hosts: Sequence[str] = ()) -> str:
+    """``url`` without a trailing slash, when it is http(s) and, if ``allowed_hosts`` is not
+    empty, names one of them (``.example.com`` also allows its subdomains)."""
     parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
         raise InvalidQuery("base_url must be an http(s) URL of an OpenAI-compatible server")
+    if allowed_hosts and not any(
+        host == allowed or (allowed.startswith(".") and host.endswith(allowed))
+        for allowed in allowed_hosts
+    ):
+        raise InvalidQuery(
+            f"base_url host {host!r} is not allowed here; allowed: {', '.join(allowed_hosts)}"
+        )
     return url.strip().rstrip("/")
 
 
