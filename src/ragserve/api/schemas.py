@@ -58,12 +58,7 @@ class CollectionOut(BaseModel):
 
     @classmethod
     def of(cls, info: CollectionInfo) -> CollectionOut:
-        return cls(
-            name=info.name,
-            version=info.version,
-            document_count=info.document_count,
-            chunk_count=info.chunk_count,
-        )
+        return cls.model_validate(info, from_attributes=True)
 
 
 class CollectionList(BaseModel):
@@ -82,16 +77,7 @@ class DocumentOut(BaseModel):
 
     @classmethod
     def of(cls, record: DocumentRecord) -> DocumentOut:
-        return cls(
-            id=record.id,
-            source=record.source,
-            title=record.title,
-            mime_type=record.mime_type,
-            content_hash=record.content_hash,
-            metadata=record.metadata,
-            chunk_count=record.chunk_count,
-            page_count=record.page_count,
-        )
+        return cls.model_validate(record, from_attributes=True)
 
 
 class DocumentPage(BaseModel):
@@ -122,14 +108,7 @@ class IngestResult(BaseModel):
 
     @classmethod
     def of(cls, outcome: IngestOutcome) -> IngestResult:
-        return cls(
-            source=outcome.source,
-            status=outcome.status,
-            document_id=outcome.document_id,
-            chunks=outcome.chunks,
-            error=outcome.error,
-            warnings=list(outcome.warnings),
-        )
+        return cls.model_validate(outcome, from_attributes=True)
 
 
 class IngestResponse(BaseModel):
@@ -264,14 +243,7 @@ class KeyOut(BaseModel):
 
     @classmethod
     def of(cls, record: ApiKeyRecord) -> KeyOut:
-        return cls(
-            key_id=record.key_id,
-            tenant=record.tenant,
-            scopes=list(record.scopes),
-            name=record.name,
-            created_at=record.created_at,
-            revoked_at=record.revoked_at,
-        )
+        return cls.model_validate(record, from_attributes=True)
 
 
 class KeyCreated(KeyOut):
@@ -293,15 +265,7 @@ class UsageDayOut(BaseModel):
 
     @classmethod
     def of(cls, row: UsageDay) -> UsageDayOut:
-        return cls(
-            day=row.day,
-            questions=row.questions,
-            searches=row.searches,
-            prompt_tokens=row.prompt_tokens,
-            completion_tokens=row.completion_tokens,
-            documents=row.documents,
-            chunks=row.chunks,
-        )
+        return cls.model_validate(row, from_attributes=True)
 
 
 class QuotaOut(BaseModel):
