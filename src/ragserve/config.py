@@ -121,6 +121,11 @@ class ServerSettings(BaseModel):
     max_page_size: int = Field(default=500, ge=1, le=10_000)
     max_history_turns: int = Field(default=20, ge=0, le=200)
     readiness_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    warm_collections: int = Field(
+        default=100,
+        ge=0,
+        description="at start, load the search structures of this many largest collections",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 

@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ragserve.answering import AnswerStream
 from ragserve.blobs import LocalBlobStore
 from ragserve.config import Settings
 from ragserve.embed import Embedder, embedders
-from ragserve.errors import InvalidQuery
+from ragserve.errors import InvalidQuery, RagError
 from ragserve.generate import Generator, generators
 from ragserve.generate.condense import Rewrite, Turn, standalone_question
 from ragserve.ingest.chunking import Chunker
@@ -349,6 +351,24 @@ class RagService:
             deadline_s=self.settings.llm.timeout_s,
             on_done=record,
         )
+
+    def warm(self, *, limit: int = 100) -> list[tuple[str, str, float]]:
+        """Load the derived search structures (vector matrix, BM25 index) of the ``limit``
+        largest collections, so their first queries after a start are not slow. Returns
+        ``(tenant, collection, seconds)`` per collection warmed."""
+        warmed: list[tuple[str, str, float]] = []
+        zero = np.zeros(self.embedder.dimension, dtype=np.float32)
+        for info in self.store.all_collections()[:limit]:
+            if info.chunk_count == 0:
+                continue
+            started = time.perf_counter()
+            try:
+                self.store.dense_search(info.tenant, info.name, zero, limit=1)
+                self.store.keyword_search(info.tenant, info.name, "warm", limit=1)
+            except RagError:  # deleted meanwhile, or embedded by another model: skip it
+                continue
+            warmed.append((info.tenant, info.name, time.perf_counter() - started))
+        return warmed
 
     def record_usage(self, tenant: str, **counts: int) -> None:
         """Add to the tenant's usage for today (UTC): questions, searches, tokens, documents."""

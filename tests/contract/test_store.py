@@ -149,6 +149,16 @@ def test_ensure_collection_is_idempotent(store: Store) -> None:
     assert [c.name for c in store.list_collections(T1)] == [COL]
 
 
+def test_all_collections_lists_every_tenant_largest_first(store: Store) -> None:
+    """The operator's view spans tenants and puts the largest collection first."""
+    store.ensure_collection(T2, "empty")
+    store.ensure_collection(T2, "big")
+    put(store, make_doc("big.txt", ["one", "two", "three"]), tenant=T2, collection="big")
+    listed = [(c.tenant, c.name, c.chunk_count) for c in store.all_collections()]
+    assert listed[0] == (T2, "big", 3)
+    assert sorted(listed[1:]) == [(T1, COL, 0), (T2, "empty", 0)]
+
+
 def test_missing_collection_raises_everywhere(store: Store) -> None:
     """Every per-collection call on an unknown collection raises CollectionNotFound."""
     calls: list[Callable[[], object]] = [

@@ -9,7 +9,7 @@ import numpy as np
 
 from ragserve.config import Settings
 from ragserve.service import RagService, build_service
-from ragserve.types import Matrix
+from ragserve.types import Matrix, TextDocument
 
 
 def db_counts(settings: Settings) -> dict[str, int]:
@@ -121,3 +121,22 @@ def test_tenants_never_see_each_others_documents(settings: Settings, corpus: Pat
         assert np.isclose(np.linalg.norm(vectors), 1.0, atol=1e-5)
     finally:
         service.close()
+
+
+def test_warm_loads_every_non_empty_collection(settings: Settings) -> None:
+    """After a restart, warm() builds the search structures of each collection with chunks."""
+    first = build_service(settings)
+    try:
+        first.ingest_texts("a", [TextDocument("x", "Tides follow the moon.")], tenant="t1")
+        first.ingest_texts("b", [TextDocument("y", "Bees make honey.")], tenant="t2")
+        first.create_collection("empty", tenant="t1")
+    finally:
+        first.close()
+    restarted = build_service(settings)
+    try:
+        warmed = restarted.warm()
+        assert sorted((tenant, name) for tenant, name, _ in warmed) == [("t1", "a"), ("t2", "b")]
+        hits = restarted.search("b", "honey", tenant="t2")
+        assert [h.document_source for h in hits] == ["y"]
+    finally:
+        restarted.close()

@@ -18,7 +18,12 @@ from ragserve.api.deps import ApiContext
 from ragserve.api.errors import InternalErrorMiddleware, install_error_handlers
 from ragserve.api.routes import collections, documents, health, query, tenant
 from ragserve.config import Settings
-from ragserve.observability import Metrics, RequestContextMiddleware, configure_logging
+from ragserve.observability import (
+    Metrics,
+    RequestContextMiddleware,
+    configure_logging,
+    get_logger,
+)
 from ragserve.security.keys import ApiKeys
 from ragserve.security.limiting import Limiter
 from ragserve.service import RagService, build_service
@@ -51,6 +56,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.server.warm_collections:
+            ctx.background.submit(_warm, service)
         try:
             yield
         finally:
@@ -77,6 +84,17 @@ def create_app(
     )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
+
+
+def _warm(service: RagService) -> None:
+    """Build the largest collections' search structures in the background after a start."""
+    log = get_logger("ragserve.api")
+    try:
+        warmed = service.warm(limit=service.settings.server.warm_collections)
+    except Exception:
+        log.exception("warm_up_failed")
+        return
+    log.info("warmed", collections=len(warmed), seconds=round(sum(s for *_, s in warmed), 3))
 
 
 def app_from_env() -> FastAPI:

@@ -32,6 +32,11 @@ class Store(Protocol):
 
     def list_collections(self, tenant: str) -> list[CollectionInfo]: ...
 
+    def all_collections(self) -> list[CollectionInfo]:
+        """Every tenant's collections, largest first: for operators and warm-up, never for
+        a tenant's request."""
+        ...
+
     def delete_collection(self, tenant: str, collection: str) -> None:
         """Remove the collection and every trace of its documents."""
         ...

@@ -158,6 +158,13 @@ class SqliteStore:
             ).fetchall()
         return [_Collection(*row).info() for row in rows]
 
+    def all_collections(self) -> list[CollectionInfo]:
+        with self._pool.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLLECTION_COLUMNS} FROM collections ORDER BY chunk_count DESC"
+            ).fetchall()
+        return [_Collection(*row).info() for row in rows]
+
     def delete_collection(self, tenant: str, collection: str) -> None:
         with self._pool.transaction(write=True) as conn:
             found = _collection(conn, tenant, collection)
