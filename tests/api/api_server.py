@@ -59,7 +59,8 @@ class ApiServer:
 
     def client(self, key: str | None = None, **kwargs: object) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60.0, **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("timeout", 60.0)
+        return httpx.Client(base_url=self.url, headers=headers, **kwargs)  # type: ignore[arg-type]
 
     def logs(self) -> list[str]:
         return self.log_path.read_text().splitlines()
