@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ragserve import __version__
+from ragserve.api.auth_gate import AuthGateMiddleware
 from ragserve.api.body_limit import BodyLimitMiddleware
 from ragserve.api.deps import ApiContext
 from ragserve.api.errors import InternalErrorMiddleware, install_error_handlers
@@ -82,6 +83,7 @@ def create_app(
         max_upload_bytes=settings.server.max_upload_bytes,
         max_json_bytes=settings.server.max_json_bytes,
     )
+    app.add_middleware(AuthGateMiddleware, ctx=ctx)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
 

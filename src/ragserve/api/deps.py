@@ -53,20 +53,35 @@ def authenticate(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     header_key: Annotated[str | None, Security(api_key_header)],
 ) -> Principal:
-    """The caller, from ``Authorization: Bearer <key>`` or ``X-API-Key``; rate-limited per key."""
-    if not ctx.settings.server.auth:  # local development on loopback only (see ServerSettings)
-        principal = Principal(ctx.settings.tenant, None, frozenset(SCOPES))
-    else:
-        presented = credentials.credentials if credentials is not None else header_key
-        principal = ctx.keys.authenticate(presented)
-    request.state.tenant = principal.tenant
-    if principal.key_id is not None:
-        try:
-            ctx.limiter.hit_rate(principal.key_id)
-        except RateLimited:
-            ctx.metrics.rate_limited.labels(kind="rate").inc()
-            raise
+    """The caller, from ``Authorization: Bearer <key>`` or ``X-API-Key``; rate-limited per key.
+
+    Requests with a body were already authenticated by ``AuthGateMiddleware``.
+    """
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        bearer_key = credentials.credentials if credentials is not None else None
+        principal = identify(ctx, f"Bearer {bearer_key}" if bearer_key else None, header_key)
+        request.state.tenant = principal.tenant
     return principal
+
+
+def identify(ctx: ApiContext, authorization: str | None, api_key: str | None) -> Principal:
+    """Authenticate the presented key and count the request against its rate (blocking)."""
+    if not ctx.settings.server.auth:  # local development on loopback only (see ServerSettings)
+        return Principal(ctx.settings.tenant, None, frozenset(SCOPES))
+    principal = ctx.keys.authenticate(_bearer(authorization) or api_key or None)
+    try:
+        ctx.limiter.hit_rate(principal.key_id or "")
+    except RateLimited:
+        ctx.metrics.rate_limited.labels(kind="rate").inc()
+        raise
+    return principal
+
+
+def _bearer(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (any other scheme: None)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def require(scope: Scope) -> Callable[..., Principal]:
