@@ -23,10 +23,28 @@ def _headers_only(server: ApiServer, path: str, content_type: str, key: str | No
     )
     with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
         sock.sendall(head.encode())
+        reply = b""
         try:
-            return sock.recv(65536)
+            while not _complete(reply):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
         except TimeoutError:
-            return b""  # the server is waiting for the body
+            pass  # nothing (more) came: the server is waiting for the body
+        return reply
+
+
+def _complete(reply: bytes) -> bool:
+    """Whether ``reply`` holds a whole response: headers and ``Content-Length`` bytes."""
+    head, sep, body = reply.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return True
 
 
 @pytest.mark.parametrize(
