@@ -93,6 +93,10 @@ class QuotaExceeded(RateLimited):
 
     code = "quota_exceeded"
 
+    def __init__(self, message: str, *, retry_after: int, kind: str = "questions") -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.kind = kind  # which quota: "questions" or "tokens"
+
 
 class Conflict(RagError):
     """The request conflicts with what exists (e.g. creating a collection that exists)."""

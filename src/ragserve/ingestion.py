@@ -137,20 +137,14 @@ class Ingestor:
         """Documents given as text; ``keep_originals`` stores each text as its original."""
 
         def prepare(doc: TextDocument) -> _Pending | IngestOutcome:
-            data = doc.text.encode()
-            content_hash = sha256(data)
-            existing = self.store.find_document(tenant, collection, doc.source)
-            if existing is not None and self._is_current(existing, content_hash):
-                return _unchanged(doc.source, existing)
-            text = doc.text.strip()
-            extracted = ExtractedDocument(
-                pages=(Page(1, text),), mime_type="text/plain", title=doc.title
-            )
-            if keep_originals:
-                self.blobs.put(make_document_id(tenant, collection, doc.source), data)
-            return self._chunk(
-                tenant, collection, doc.source, content_hash, extracted, doc.metadata, existing
-            )
+            def extract() -> ExtractedDocument:
+                page = Page(1, doc.text.strip())
+                return ExtractedDocument(pages=(page,), mime_type="text/plain", title=doc.title)
+
+            return self._prepare(
+                tenant, collection, doc.source, doc.text.encode(), extract, doc.metadata,
+                keep=keep_originals,
+            )  # fmt: skip
 
         return self.run(tenant, collection, documents, prepare, lambda d: d.source, on_progress)
 
@@ -166,13 +160,30 @@ class Ingestor:
         keep: bool = False,
         title: str | None = None,
     ) -> _Pending | IngestOutcome:
+        def extract() -> ExtractedDocument:
+            extracted = load_bytes(data, Path(source).name, password=password)
+            return replace(extracted, title=title) if title else extracted
+
+        return self._prepare(tenant, collection, source, data, extract, metadata, keep=keep)
+
+    def _prepare(
+        self,
+        tenant: str,
+        collection: str,
+        source: str,
+        data: bytes,
+        extract: Callable[[], ExtractedDocument],
+        metadata: Mapping[str, Any] | None,
+        *,
+        keep: bool,
+    ) -> _Pending | IngestOutcome:
+        """``unchanged`` when the stored document has this content and pipeline; otherwise
+        extract, keep the original if asked, and chunk."""
         content_hash = sha256(data)
         existing = self.store.find_document(tenant, collection, source)
         if existing is not None and self._is_current(existing, content_hash):
             return _unchanged(source, existing)
-        extracted = load_bytes(data, Path(source).name, password=password)
-        if title:
-            extracted = replace(extracted, title=title)
+        extracted = extract()
         if keep:
             self.blobs.put(make_document_id(tenant, collection, source), data)
         return self._chunk(tenant, collection, source, content_hash, extracted, metadata, existing)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from anyio import to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ragserve.api.deps import ApiContext, identify
+from ragserve.api.deps import ApiContext, identify, presented_key
 from ragserve.api.errors import error_response, status_of
 from ragserve.errors import RagError, RateLimited
 
@@ -34,9 +34,8 @@ class AuthGateMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            principal = await to_thread.run_sync(
-                identify, self.ctx, headers.get("authorization"), headers.get("x-api-key")
-            )
+            presented = presented_key(headers.get("authorization"), headers.get("x-api-key"))
+            principal = await to_thread.run_sync(identify, self.ctx, presented)
         except RagError as exc:
             self.ctx.metrics.errors.labels(code=exc.code).inc()
             retry = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None

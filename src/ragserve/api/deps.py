@@ -60,22 +60,28 @@ def authenticate(
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         bearer_key = credentials.credentials if credentials is not None else None
-        principal = identify(ctx, f"Bearer {bearer_key}" if bearer_key else None, header_key)
+        principal = identify(ctx, bearer_key or header_key)
         request.state.tenant = principal.tenant
     return principal
 
 
-def identify(ctx: ApiContext, authorization: str | None, api_key: str | None) -> Principal:
+def identify(ctx: ApiContext, presented: str | None) -> Principal:
     """Authenticate the presented key and count the request against its rate (blocking)."""
     if not ctx.settings.server.auth:  # local development on loopback only (see ServerSettings)
         return Principal(ctx.settings.tenant, None, frozenset(SCOPES))
-    principal = ctx.keys.authenticate(_bearer(authorization) or api_key or None)
+    principal = ctx.keys.authenticate(presented)
     try:
         ctx.limiter.hit_rate(principal.key_id or "")
     except RateLimited:
         ctx.metrics.rate_limited.labels(kind="rate").inc()
         raise
     return principal
+
+
+def presented_key(authorization: str | None, api_key: str | None) -> str | None:
+    """The key from ``Authorization: Bearer <key>`` (any other scheme is ignored), else from
+    ``X-API-Key``: what ``HTTPBearer`` and ``APIKeyHeader`` read, for code outside FastAPI."""
+    return _bearer(authorization) or api_key or None
 
 
 def _bearer(authorization: str | None) -> str | None:

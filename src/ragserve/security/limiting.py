@@ -230,4 +230,5 @@ def _exhausted(what: str, limit: int) -> QuotaExceeded:
     return QuotaExceeded(
         f"daily {what} quota of {limit} reached; resets at {resets} UTC",
         retry_after=_seconds_to_midnight(),
+        kind=f"{what}s",
     )

@@ -104,7 +104,7 @@ def _take_quota(ctx: ApiContext, tenant: str, requested: int | None) -> int:
         ctx.limiter.take_question(tenant)
         return ctx.limiter.token_allowance(tenant, requested)
     except QuotaExceeded as exc:
-        ctx.metrics.rate_limited.labels(kind="tokens" if "token" in str(exc) else "questions").inc()
+        ctx.metrics.rate_limited.labels(kind=exc.kind).inc()
         raise
 
 
