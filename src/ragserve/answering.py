@@ -7,6 +7,7 @@ local model is stopped (and its lock released) instead of holding a worker forev
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class AnswerStream:
     started: float
     deadline_s: float
     on_done: Callable[[Answer], None] | None = None
+    cached: bool = False
     answer: Answer | None = None
     _parts: list[str] = field(default_factory=list)
     _closed: bool = False
@@ -75,7 +77,8 @@ class AnswerStream:
         if generation is None:  # a generator that returned nothing: rebuild from the pieces
             generation = Generation(text=text, abstained=False, model=self.model)
         now = time.perf_counter()
-        self.timings_ms["generate"] = round((now - generate_started) * 1000, 3)
+        if not self.cached:  # a replay generates nothing
+            self.timings_ms["generate"] = round((now - generate_started) * 1000, 3)
         self.timings_ms["total"] = round((now - self.started) * 1000, 3)
         self.answer = Answer(
             question=self.question,
@@ -86,6 +89,17 @@ class AnswerStream:
             usage=generation.usage,
             model=generation.model or self.model,
             standalone_question=self.standalone_question,
+            cached=self.cached,
         )
         if self.on_done is not None:
             self.on_done(self.answer)
+
+
+_WORDS = re.compile(r"\S+\s*|\s+")
+
+
+def replay(answer: Answer) -> PieceStream:
+    """A cached answer's text as word pieces (joined, they are the text), then its
+    ``Generation`` with zero usage: nothing was generated."""
+    yield from _WORDS.findall(answer.text)
+    return Generation(text=answer.text, abstained=answer.abstained, model=answer.model)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
@@ -23,13 +25,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ragserve.config import ServerSettings, Settings
-from ragserve.errors import InputError, NotFoundError, RagError
+from ragserve.errors import InputError, MissingDependencyError, NotFoundError, RagError
 from ragserve.ingestion import expand_paths
+from ragserve.observability import configure_logging
 from ragserve.security.keys import ApiKeys, parse_scopes
 from ragserve.server import run_server
 from ragserve.service import RagService, build_service
 from ragserve.store import open_store
-from ragserve.types import Answer, Hit, IngestOutcome
+from ragserve.types import JOB_STATES, Answer, Hit, IngestOutcome, JobRecord
 
 app = typer.Typer(
     help="ragserve: grounded answers with citations over your documents.",
@@ -40,6 +43,8 @@ eval_app = typer.Typer(help="Evaluate retrieval and answers on standard datasets
 app.add_typer(eval_app, name="eval")
 keys_app = typer.Typer(help="Create, list and revoke API keys (shown once, stored hashed).")
 app.add_typer(keys_app, name="keys")
+jobs_app = typer.Typer(help="List, show and cancel background jobs.")
+app.add_typer(jobs_app, name="jobs")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
@@ -132,6 +137,13 @@ def ingest(
     files = expand_paths(paths)
     if not files:
         _fail("no supported files found (PDF, Markdown, HTML, text)", 2)
+    settings = _settings(data_dir)
+    if settings.jobs.backend != "inline":  # workers ingest; follow their jobs
+        outcomes = _ingest_as_jobs(settings, collection, files, tenant, password)
+        _print_ingest_summary(outcomes)
+        if any(o.status == "failed" for o in outcomes):
+            raise typer.Exit(1)
+        return
     with _service(data_dir) as service, _progress() as progress:
         task = progress.add_task("ingesting", total=len(files))
 
@@ -146,6 +158,73 @@ def ingest(
     _print_ingest_summary(outcomes)
     if any(o.status == "failed" for o in outcomes):
         raise typer.Exit(1)
+
+
+def _ingest_as_jobs(
+    settings: Settings,
+    collection: str,
+    files: list[Path],
+    tenant: str | None,
+    password: str | None,
+) -> list[IngestOutcome]:
+    """Submit one job per file to the workers and show a progress bar until all have ended."""
+    from ragserve.jobs import open_queue
+
+    with _service(settings.data_dir) as service:
+        jobs = _guard(
+            lambda: service.jobs.submit_files(collection, files, tenant=tenant, password=password)
+        )
+        queue = _guard(lambda: open_queue(settings, service.jobs))
+        try:
+            queue.submit(jobs)
+        finally:
+            queue.close()
+        with _progress() as progress:
+            task = progress.add_task("ingesting (workers)", total=len(jobs))
+            done = _follow_jobs(service, jobs, lambda n: progress.update(task, completed=n))
+    return [_job_outcome(job) for job in done]
+
+
+def _follow_jobs(
+    service: RagService, jobs: list[JobRecord], on_done: Callable[[int], None]
+) -> list[JobRecord]:
+    """Poll the jobs' states until every one has ended; their final records, in order."""
+    tenant, batch_id = jobs[0].tenant, jobs[0].batch_id
+    while True:
+        if batch_id is None:
+            current = [_guard(partial(service.jobs.get, job.id, tenant=tenant)) for job in jobs]
+        else:
+            current = _batch(service, tenant, batch_id)
+        finished = sum(job.terminal for job in current)
+        on_done(finished)
+        if finished == len(current):
+            return current
+        time.sleep(0.5)
+
+
+def _batch(service: RagService, tenant: str, batch_id: str) -> list[JobRecord]:
+    found: list[JobRecord] = []
+    while page := _guard(
+        lambda: service.jobs.list_jobs(
+            tenant=tenant, batch_id=batch_id, limit=1000, offset=len(found)
+        )
+    ):
+        found.extend(page)
+    return found
+
+
+def _job_outcome(job: JobRecord) -> IngestOutcome:
+    result = job.result or {}
+    source = str(result.get("source") or job.payload.get("source", ""))
+    if job.state != "succeeded":
+        return IngestOutcome(source, "failed", error=job.error or job.state)
+    return IngestOutcome(
+        source,
+        result["status"],
+        result.get("document_id"),
+        int(result.get("chunks", 0)),
+        warnings=tuple(result.get("warnings", ())),
+    )
 
 
 @app.command()
@@ -225,6 +304,93 @@ def collections(tenant: TenantOpt = None, data_dir: DataDir = None) -> None:
     for info in infos:
         table.add_row(info.name, str(info.document_count), str(info.chunk_count), str(info.version))
     out.print(table)
+
+
+@app.command()
+def worker(
+    queues: Annotated[
+        str | None,
+        typer.Option("--queues", "-Q", help="Comma-separated queues (default: ingest and query)."),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, max=64, help="Worker processes.")
+    ] = 1,
+    pool: Annotated[
+        str, typer.Option("--pool", help="Celery pool: prefork, threads or solo.")
+    ] = "prefork",
+    loglevel: Annotated[str, typer.Option("--loglevel", help="DEBUG, INFO, WARNING.")] = "INFO",
+    data_dir: DataDir = None,
+) -> None:
+    """Run a Celery worker for ingestion and query jobs (jobs.backend = celery)."""
+    if pool not in ("prefork", "threads", "solo"):
+        _fail(f"unknown pool {pool!r}; use prefork, threads or solo", 2)
+    settings = _settings(data_dir)
+    configure_logging(settings.server.log_level, settings.server.log_format)
+    names = [q.strip() for q in (queues or "").split(",") if q.strip()] or [
+        settings.jobs.ingest_queue,
+        settings.jobs.query_queue,
+    ]
+    try:
+        from ragserve.worker import run_worker
+    except ImportError as exc:
+        _fail(str(MissingDependencyError("celery", "celery")) + f" ({exc})", 1)
+    run_worker(settings, queues=names, concurrency=concurrency, pool=pool, loglevel=loglevel)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    state: Annotated[str | None, typer.Option("--state", help="queued, running, ...")] = None,
+    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+    data_dir: DataDir = None,
+) -> None:
+    """List jobs, oldest first."""
+    if state is not None and state not in JOB_STATES:
+        _fail(f"unknown state {state!r}; use one of {', '.join(JOB_STATES)}", 2)
+    with _service(data_dir) as service:
+        jobs = _guard(
+            lambda: service.jobs.list_jobs(
+                tenant=tenant, state=state,  # checked above collection=collection,
+                limit=limit,
+            )
+        )  # fmt: skip
+    if as_json:
+        print(json.dumps([asdict(job) for job in jobs]))
+        return
+    table = Table("job", "kind", "collection", "state", "progress", "attempts", "error")
+    for job in jobs:
+        table.add_row(
+            job.id, job.kind, job.collection, job.state, f"{job.progress:.0%}",
+            f"{job.attempts}/{job.max_attempts}", job.error or "",
+        )  # fmt: skip
+    out.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    tenant: TenantOpt = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Print one job as JSON."""
+    with _service(data_dir) as service:
+        job = _guard(lambda: service.jobs.get(job_id, tenant=tenant))
+    print(json.dumps(asdict(job)))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    tenant: TenantOpt = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Cancel a queued job, or ask a running one to stop."""
+    with _service(data_dir) as service:
+        job = _guard(lambda: service.jobs.cancel(job_id, tenant=tenant))
+    told = "cancelled" if job.state == "cancelled" else "asked to stop (it is running)"
+    err.print(f"job {job.id} {told}", highlight=False)
 
 
 @app.command()

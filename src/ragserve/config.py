@@ -8,7 +8,7 @@ one machine.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -151,9 +151,9 @@ class SecuritySettings(BaseModel):
     """API keys, rate limits, quotas and the secret that encrypts tenants' LLM keys.
 
     ``limits_url``: where rate-limit and quota counters live (``memory://`` per process, or
-    ``redis://host:6379/2`` shared by every replica). ``secret_key``: encrypts credentials at
-    rest; when unset, one is generated into ``<data_dir>/secret.key`` (set it explicitly when
-    replicas share a store).
+    ``redis://host:6379/2`` shared by every replica; ``limits_fallback`` says what happens
+    while Redis fails). ``secret_key``: encrypts credentials at rest; when unset, one is
+    generated into ``<data_dir>/secret.key`` (set it explicitly when replicas share a store).
     """
 
     secret_key: SecretStr | None = None
@@ -169,6 +169,13 @@ class SecuritySettings(BaseModel):
         "subdomains); empty allows any host",
     )
     limits_timeout_s: float = Field(default=0.2, gt=0)
+    limits_fallback: Literal["memory", "closed"] = Field(
+        default="memory",
+        description="when the limits storage fails: count in this process's memory until it "
+        "answers again (memory), or refuse requests with 503 (closed)",
+    )
+    limits_breaker_failures: int = Field(default=3, ge=1)
+    limits_breaker_reset_s: float = Field(default=5.0, gt=0)
 
     @field_validator("secret_key")
     @classmethod
@@ -182,6 +189,63 @@ class SecuritySettings(BaseModel):
                 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
             )
         return value
+
+
+class JobsSettings(BaseModel):
+    """Background jobs (uploads without ``?wait=true``, batch text, async questions).
+
+    ``inline``: a thread pool in the API or CLI process runs them; ``celery``: ``ragserve
+    worker`` processes do, fed through ``broker_url`` (Redis or RabbitMQ). Either way the job
+    state lives in the store. A worker holds a job for ``lease_s`` (renewed while it runs); a
+    reconciler re-queues jobs whose lease expired (their worker was lost) and submits again
+    jobs queued for ``requeue_after_s`` without being picked up.
+    """
+
+    backend: Literal["inline", "celery"] = "inline"
+    broker_url: str = "redis://127.0.0.1:6379/3"
+    workers: int = Field(default=2, ge=1, le=64, description="inline backend: pool size")
+    lease_s: float = Field(default=60.0, gt=0, le=3600)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_backoff_s: float = Field(default=2.0, ge=0, description="first retry's delay bound")
+    retry_backoff_max_s: float = Field(default=60.0, ge=0)
+    reconcile_interval_s: float = Field(default=15.0, gt=0)
+    requeue_after_s: float = Field(default=300.0, gt=0)
+    ingest_queue: str = Field(default="ingest", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    query_queue: str = Field(default="embed", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+class BlobSettings(BaseModel):
+    """Where originals of uploaded documents (and uploads awaiting their job) are kept: an
+    fsspec URL. Empty means ``file://<data_dir>/blobs``; ``s3://bucket/prefix`` needs the
+    ``s3`` extra, with ``storage_options`` such as ``endpoint_url``, ``key``, ``secret``."""
+
+    url: str = ""
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class CacheSettings(BaseModel):
+    """The query cache: L1 in each process (TTL + LRU, bounded by entries and bytes) in front
+    of an optional L2 in Redis shared by replicas. Keys carry the collection version, so an
+    ingest, update or delete never serves a stale answer. A Redis that fails is skipped (each
+    call bounded by ``redis_timeout_s``; a circuit breaker stops calling it after
+    ``breaker_failures`` failures in a row and probes it every ``breaker_reset_s``)."""
+
+    enabled: bool = True
+    ttl_s: float = Field(default=3600.0, gt=0, description="time to live in Redis (L2)")
+    l1_ttl_s: float = Field(default=300.0, gt=0, description="time to live in process (L1)")
+    l1_max_entries: int = Field(default=10_000, ge=0, description="0 turns L1 off")
+    l1_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="serialised values")
+    redis_url: str = Field(default="", description="empty: no L2, e.g. redis://127.0.0.1:6379/1")
+    redis_timeout_s: float = Field(default=0.05, gt=0, le=5)
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_reset_s: float = Field(default=5.0, gt=0)
+    search: bool = Field(default=True, description="cache /v1/search results too")
+    semantic: bool = Field(
+        default=False,
+        description="reuse the answer of a question whose embedding is close; off because "
+        "near-identical questions of opposite meaning match too (benchmarks/semantic_cache.py)",
+    )
+    semantic_threshold: float = Field(default=0.90, ge=0.5, le=1.0)
 
 
 class Settings(BaseSettings):
@@ -204,6 +268,9 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     server: ServerSettings = ServerSettings()
     security: SecuritySettings = SecuritySettings()
+    jobs: JobsSettings = JobsSettings()
+    blobs: BlobSettings = BlobSettings()
+    cache: CacheSettings = CacheSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -219,3 +286,7 @@ class Settings(BaseSettings):
     @property
     def store_url(self) -> str:
         return self.store.url or f"sqlite:///{self.data_dir / 'ragserve.db'}"
+
+    @property
+    def blobs_url(self) -> str:
+        return self.blobs.url or (self.data_dir / "blobs").absolute().as_uri()

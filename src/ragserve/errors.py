@@ -104,6 +104,12 @@ class Conflict(RagError):
     code = "conflict"
 
 
+class LeaseLost(Conflict):
+    """A worker acted on a job whose lease it no longer holds (another worker took it over)."""
+
+    code = "lease_lost"
+
+
 class NotFoundError(RagError):
     code = "not_found"
 
@@ -118,6 +124,10 @@ class DocumentNotFound(NotFoundError):
 
 class KeyNotFound(NotFoundError):
     code = "key_not_found"
+
+
+class JobNotFound(NotFoundError):
+    code = "job_not_found"
 
 
 class BackendError(RagError):

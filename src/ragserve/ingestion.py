@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ragserve.blobs import LocalBlobStore
+from ragserve.blobs import BlobStore
 from ragserve.embed import Embedder
-from ragserve.errors import RagError
+from ragserve.errors import BackendTimeout, BackendUnavailable, RagError
 from ragserve.ingest.chunking import Chunker
 from ragserve.ingest.loaders import load_bytes
 from ragserve.store.base import Store
@@ -60,7 +60,7 @@ class Ingestor:
         store: Store,
         embedder: Embedder,
         chunker: Chunker,
-        blobs: LocalBlobStore,
+        blobs: BlobStore,
         pipeline_hash: str,
     ) -> None:
         self.store = store
@@ -123,6 +123,24 @@ class Ingestor:
             )
 
         (outcome,) = self.run(tenant, collection, [record], prepare, lambda _: record.source, None)
+        return outcome
+
+    def file_bytes(
+        self,
+        tenant: str,
+        collection: str,
+        source: str,
+        data: bytes,
+        *,
+        password: str | None,
+    ) -> IngestOutcome:
+        """A file's bytes read elsewhere (a job of ``ragserve ingest``); ``source`` is its
+        resolved path, and nothing is kept, as with ``files``."""
+
+        def prepare(_: object) -> _Pending | IngestOutcome:
+            return self._prepare_bytes(tenant, collection, source, data, password, None)
+
+        (outcome,) = self.run(tenant, collection, [source], prepare, lambda _: source, None)
         return outcome
 
     def texts(
@@ -347,4 +365,5 @@ def _unchanged(source: str, existing: DocumentRecord) -> IngestOutcome:
 
 def _failed(source: str, exc: BaseException) -> IngestOutcome:
     message = str(exc) if isinstance(exc, RagError) else f"cannot read file: {exc}"
-    return IngestOutcome(source, "failed", error=message)
+    retryable = isinstance(exc, BackendUnavailable | BackendTimeout)
+    return IngestOutcome(source, "failed", error=message, retryable=retryable)

@@ -12,8 +12,8 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TextIO
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import structlog
 from prometheus_client import (
@@ -24,9 +24,16 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from ragserve.types import JobState
+
+if TYPE_CHECKING:
+    from ragserve.cache.base import LevelStats
 
 REQUEST_ID_HEADER = "X-Request-ID"
 STAGES = ("embed", "retrieve", "rerank", "generate", "total")
@@ -92,6 +99,21 @@ class Metrics:
         self.rate_limited = Counter(
             "ragserve_rate_limited_total", "Requests refused by a limit.", ["kind"], registry=r
         )
+        self.jobs_submitted = Counter(
+            "ragserve_jobs_submitted_total", "Jobs submitted, by kind.", ["kind"], registry=r
+        )
+        self.jobs_finished = Counter(
+            "ragserve_jobs_finished_total",
+            "Jobs this process ran to an end, by kind and final state.",
+            ["kind", "state"],
+            registry=r,
+        )
+        self.breaker_open = Gauge(
+            "ragserve_breaker_open",
+            "1 while a dependency's circuit breaker is open or probing (its fallback is used).",
+            ["dependency"],
+            registry=r,
+        )
         self._initialise_label_sets()
 
     def _initialise_label_sets(self) -> None:
@@ -104,6 +126,15 @@ class Metrics:
             self.documents.labels(status)
         for kind in RATE_LIMIT_KINDS:
             self.rate_limited.labels(kind)
+        self.breaker_open.labels("limits")
+
+    def breaker_changed(self, dependency: str) -> Callable[[str, str], None]:
+        """A ``CircuitBreaker`` ``on_change`` callback that keeps ``breaker_open`` current."""
+
+        def changed(_old: str, new: str) -> None:
+            self.breaker_open.labels(dependency).set(0 if new == "closed" else 1)
+
+        return changed
 
     def observe_stages(self, timings_ms: Mapping[str, float]) -> None:
         """Record per-stage latencies given in milliseconds; unknown stage names are ignored."""
@@ -122,9 +153,72 @@ class Metrics:
             self.documents.labels(status).inc()
             self.chunks.inc(chunks)
 
+    def watch_cache(self, stats: Callable[[], Sequence[LevelStats]]) -> None:
+        """Export the query cache's counters (read from ``stats`` at every scrape)."""
+        self.registry.register(CacheCollector(stats))
+
+    def watch_jobs(self, counts: Callable[[], Mapping[JobState, int]]) -> None:
+        """Export how many jobs each state holds (read from ``counts`` at every scrape)."""
+        self.registry.register(JobsCollector(counts))
+
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type, for ``GET /metrics``."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class CacheCollector(Collector):
+    """The query cache's per-level counters, as Prometheus metrics."""
+
+    def __init__(self, stats: Callable[[], Sequence[LevelStats]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily(
+            "ragserve_cache_requests",
+            "Query cache lookups, by level and result.",
+            labels=["level", "result"],
+        )
+        evictions = CounterMetricFamily(
+            "ragserve_cache_evictions", "Entries dropped to stay within a bound.", labels=["level"]
+        )
+        errors = CounterMetricFamily("ragserve_cache_errors", "Failed calls to Redis (L2).")
+        breaker = GaugeMetricFamily(
+            "ragserve_cache_breaker_open", "1 while the L2 (Redis) breaker is open or probing."
+        )
+        entries = GaugeMetricFamily("ragserve_cache_entries", "Entries held.", labels=["level"])
+        size = GaugeMetricFamily("ragserve_cache_bytes", "Bytes held (L1).", labels=["level"])
+        for level in self._stats():
+            for result, count in (("hit", level.hits), ("miss", level.misses)):
+                requests.add_metric([level.level, result], count)
+            if level.breaker is not None:
+                requests.add_metric([level.level, "error"], level.errors)
+                requests.add_metric([level.level, "skipped"], level.skipped)
+                errors.add_metric([], level.errors + level.write_errors)
+                breaker.add_metric([], 0 if level.breaker == "closed" else 1)
+            evictions.add_metric([level.level], level.evictions)
+            if level.entries is not None:
+                entries.add_metric([level.level], level.entries)
+            if level.bytes is not None:
+                size.add_metric([level.level], level.bytes)
+        yield from (requests, evictions, errors, breaker, entries, size)
+
+
+class JobsCollector(Collector):
+    """Jobs per state in the store (every tenant): the queue depth, read at scrape time."""
+
+    def __init__(self, counts: Callable[[], Mapping[JobState, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterable[Metric]:
+        jobs = GaugeMetricFamily("ragserve_jobs", "Jobs in the store, by state.", labels=["state"])
+        counts: Mapping[JobState, int]
+        try:
+            counts = self._counts()
+        except Exception:  # an unreachable store must not break the scrape
+            counts = {}
+        for state, count in counts.items():
+            jobs.add_metric([state], count)
+        yield jobs
 
 
 # --- logs -------------------------------------------------------------------------------------

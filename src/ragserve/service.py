@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ragserve.answering import AnswerStream
-from ragserve.blobs import LocalBlobStore
+from ragserve.answering import AnswerStream, replay
+from ragserve.blobs import BlobStore
+from ragserve.cache import AnswerLookup, QueryCache, build_query_cache
+from ragserve.cache.keys import answer_fingerprint, retrieval_fingerprint
 from ragserve.config import Settings
 from ragserve.embed import Embedder, embedders
 from ragserve.errors import InvalidQuery, RagError
@@ -33,6 +36,7 @@ from ragserve.ingestion import (
     make_document_id,
     sha256,
 )
+from ragserve.job_service import JobService
 from ragserve.rerank import Reranker, rerankers
 from ragserve.retrieve.filters import parse_filter
 from ragserve.retrieve.hybrid import (
@@ -52,6 +56,7 @@ from ragserve.types import (
     DocumentRecord,
     Hit,
     IngestOutcome,
+    Matrix,
     RetrievalMode,
     Source,
     TextDocument,
@@ -68,6 +73,7 @@ class RagService:
         embedder: Embedder,
         reranker: Reranker,
         generator: Generator,
+        cache: QueryCache | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -76,10 +82,13 @@ class RagService:
         self.generator = generator
         self.chunker = Chunker(embedder.tokenizer, settings.chunk.size, settings.chunk.overlap)
         self.pipeline_hash = _pipeline_hash(settings, embedder, self.chunker)
+        self.cache = cache
+        self._retrieval_fingerprint = retrieval_fingerprint(settings, self.pipeline_hash)
         # Keyword searches of hybrid queries run here, beside the query embedding.
         self._searches = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragserve-bm25")
-        self.blobs = LocalBlobStore(settings.data_dir / "blobs")
+        self.blobs = BlobStore(settings.blobs_url, settings.blobs.storage_options)
         self.ingestor = Ingestor(store, embedder, self.chunker, self.blobs, self.pipeline_hash)
+        self.jobs = JobService(self)
         self.tenant_llms = TenantLLMs(
             store.accounts, self._cipher, settings.llm, settings.security.llm_allowed_hosts
         )
@@ -237,8 +246,10 @@ class RagService:
         top_k: int | None = None,
         filters: Mapping[str, Any] | None = None,
         timings: dict[str, float] | None = None,
+        vector: Matrix | None = None,
     ) -> list[Hit]:
-        """Retrieve and rerank; ``timings`` (ms) is filled per stage when given."""
+        """Retrieve and rerank; ``timings`` (ms) is filled per stage when given. ``vector``:
+        the query's embedding, when the caller has it already. Never cached."""
         tenant = self._tenant(tenant)
         query = _valid_question(query)
         mode = mode or self.settings.retrieve.mode
@@ -255,7 +266,8 @@ class RagService:
             )
         started = time.perf_counter()
         needs_vector = mode != "bm25" or self.settings.rerank.name != "none"
-        vector = self.embedder.embed_query(query) if needs_vector else None
+        if vector is None and needs_vector:
+            vector = self.embedder.embed_query(query)
         stage_ms["embed"] = _ms_since(started)
 
         started = time.perf_counter()
@@ -313,13 +325,32 @@ class RagService:
         """Retrieve now; generate as the returned stream is iterated.
 
         A follow-up (``history`` given) is first made to stand alone; retrieval and the
-        generator both use that question. The tenant's own LLM, when set, answers.
+        generator both use that question. The tenant's own LLM, when set, answers. With the
+        query cache on, an answer cached for the same standalone question, collection version,
+        configuration and parameters is replayed instead (``Answer.cached``); a fresh answer
+        is cached once it completes (never one cut short by a deadline or a disconnect).
         """
         started = time.perf_counter()
         tenant = self._tenant(tenant)
         question = _valid_question(question)
         generator = self.tenant_llms.generator_for(tenant) or self.generator
         standalone = standalone_question(question, history, self._rewriter(generator))
+        params = {**self._cache_params(mode, top_k, filters), "max_tokens": max_tokens}
+        lookup = self._lookup_answer(tenant, collection, generator, standalone, params)
+
+        def record(answer: Answer) -> None:
+            self.record_usage(
+                tenant,
+                questions=1,
+                prompt_tokens=answer.usage.prompt_tokens,
+                completion_tokens=answer.usage.completion_tokens,
+            )
+            if self.cache is not None and lookup is not None and not answer.cached:
+                self.cache.store_answer(lookup, answer)
+
+        rewritten = standalone if standalone != question else None
+        if lookup is not None and lookup.answer is not None:
+            return self._replay(lookup.answer, question, rewritten, started, record)
         timings: dict[str, float] = {}
         hits = self.search(
             collection,
@@ -329,20 +360,12 @@ class RagService:
             top_k=top_k,
             filters=filters,
             timings=timings,
+            vector=lookup.vector if lookup is not None else None,
         )
         sources = tuple(Source(i, hit) for i, hit in enumerate(hits, start=1))
-
-        def record(answer: Answer) -> None:
-            self.record_usage(
-                tenant,
-                questions=1,
-                prompt_tokens=answer.usage.prompt_tokens,
-                completion_tokens=answer.usage.completion_tokens,
-            )
-
         return AnswerStream(
             question=question,
-            standalone_question=standalone if standalone != question else None,
+            standalone_question=rewritten,
             sources=sources,
             timings_ms=timings,
             model=generator.model_id,
@@ -350,6 +373,93 @@ class RagService:
             started=started,
             deadline_s=self.settings.llm.timeout_s,
             on_done=record,
+        )
+
+    def cached_search(
+        self,
+        collection: str,
+        query: str,
+        *,
+        tenant: str | None = None,
+        mode: RetrievalMode | None = None,
+        top_k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> tuple[list[Hit], bool]:
+        """``search`` through the query cache (when it and ``cache.search`` are on): the hits
+        and whether they came from the cache (then ``timings`` holds only ``cache``)."""
+        tenant = self._tenant(tenant)
+        run = partial(
+            self.search, collection, query, tenant=tenant, mode=mode, top_k=top_k, filters=filters
+        )
+        if self.cache is None or not self.settings.cache.search:
+            return run(timings=timings), False
+        started = time.perf_counter()
+        query = _valid_question(query)
+        version = self.store.get_collection(tenant, collection).version
+        params = self._cache_params(mode, top_k, filters)
+        fingerprint = self._retrieval_fingerprint
+        lookup = self.cache.lookup_hits(tenant, collection, version, fingerprint, query, params)
+        if lookup.hits is not None:
+            if timings is not None:
+                timings["cache"] = _ms_since(started)
+            return lookup.hits, True
+        hits = run(timings=timings)
+        self.cache.store_hits(lookup, hits)
+        return hits, False
+
+    def _cache_params(
+        self, mode: RetrievalMode | None, top_k: int | None, filters: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """The request parameters a cache key carries, defaults resolved."""
+        return {
+            "mode": mode or self.settings.retrieve.mode,
+            "top_k": top_k or self.settings.retrieve.top_k,
+            "filters": dict(filters) if filters else None,
+        }
+
+    def _lookup_answer(
+        self,
+        tenant: str,
+        collection: str,
+        generator: Generator,
+        question: str,
+        params: dict[str, Any],
+    ) -> AnswerLookup | None:
+        """The question's place in the cache, and the answer there (None: the cache is off).
+        The collection's version is read before retrieval, so an answer is filed under a
+        version no newer than the data it came from: no reader gets an older answer than the
+        version it sees."""
+        if self.cache is None:
+            return None
+        version = self.store.get_collection(tenant, collection).version
+        fingerprint = answer_fingerprint(
+            self.settings, self._retrieval_fingerprint, generator.model_id
+        )
+        embed = partial(self.embedder.embed_query, question)
+        key = (tenant, collection, version, fingerprint, question, params)
+        return self.cache.lookup_answer(*key, embed)
+
+    def _replay(
+        self,
+        cached: Answer,
+        question: str,
+        standalone: str | None,
+        started: float,
+        on_done: Callable[[Answer], None],
+    ) -> AnswerStream:
+        """A cached answer as a stream: its text in word pieces, its sources, zero usage."""
+        return AnswerStream(
+            question=question,
+            standalone_question=standalone,
+            sources=cached.sources,
+            timings_ms={"cache": _ms_since(started)},
+            model=cached.model,
+            pieces=replay(cached),
+            started=started,
+            deadline_s=self.settings.llm.timeout_s,
+            on_done=on_done,
+            cached=True,
         )
 
     def warm(self, *, limit: int = 100) -> list[tuple[str, str, float]]:
@@ -386,6 +496,8 @@ class RagService:
         return self._secret_cipher
 
     def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
         self._searches.shutdown(wait=True)
         self.store.close()
 
@@ -407,10 +519,11 @@ def build_service(settings: Settings) -> RagService:
         embedder = embedders.create(embed_settings.provider, embed_settings)
         reranker = rerankers.create(settings.rerank.name, settings.rerank)
         generator = generators.create(settings.llm.provider, settings.llm)
+        cache = build_query_cache(settings.cache)
     except BaseException:
         store.close()
         raise
-    return RagService(settings, store, embedder, reranker, generator)
+    return RagService(settings, store, embedder, reranker, generator, cache)
 
 
 def _pipeline_hash(settings: Settings, embedder: Embedder, chunker: Chunker) -> str:

@@ -133,6 +133,8 @@ class Answer:
     model: str = ""
     standalone_question: str | None = None
     """The question retrieval used, when a follow-up was rewritten to stand alone."""
+    cached: bool = False
+    """Replayed from the query cache: no retrieval or generation ran (``usage`` is zero)."""
 
     @property
     def cited(self) -> tuple[Source, ...]:
@@ -148,6 +150,8 @@ class IngestOutcome:
     chunks: int = 0
     error: str | None = None
     warnings: tuple[str, ...] = ()
+    retryable: bool = False
+    """For ``failed``: the cause was transient (a backend unavailable), so a retry may work."""
 
 
 @dataclass(frozen=True)
@@ -208,3 +212,44 @@ class TenantLLMRecord:
     model: str
     api_key_encrypted: str | None
     updated_at: str = ""
+
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobKind = Literal["ingest", "query"]
+JOB_STATES: tuple[JobState, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL_JOB_STATES: frozenset[JobState] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A persisted unit of background work: one document to ingest or one question to answer.
+
+    ``queued`` → ``running`` → ``succeeded`` | ``failed`` | ``cancelled``; a running job whose
+    attempt failed transiently (or whose worker was lost) goes back to ``queued`` while
+    ``attempts < max_attempts``. ``worker`` holds the lease until ``lease_until`` (ISO UTC);
+    ``cancel_requested`` asks a running job to stop at its next check.
+    """
+
+    id: str
+    tenant: str
+    kind: JobKind
+    collection: str
+    state: JobState = "queued"
+    payload: Metadata = field(default_factory=dict)
+    result: Metadata | None = None
+    error: str | None = None
+    progress: float = 0.0
+    attempts: int = 0
+    max_attempts: int = 3
+    batch_id: str | None = None
+    worker: str | None = None
+    lease_until: str | None = None
+    cancel_requested: bool = False
+    created_at: str = ""
+    updated_at: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_JOB_STATES

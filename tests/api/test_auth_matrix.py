@@ -18,6 +18,9 @@ import httpx
 import pytest
 from api_server import ApiServer
 
+from ragserve.store.sqlite import SqliteStore
+from ragserve.types import JobRecord
+
 Scope = Literal["read", "write", "admin"]
 # "resource": addresses one of the owner's collections, documents or keys (others get 404);
 # "create": names a collection to create or fill (others get their own, in their namespace);
@@ -104,6 +107,24 @@ class Tenant:
         assert self.document is not None
         return self.document
 
+    def job_id(self) -> str:
+        """A question job of the tenant's, still queued: written to the store as an API
+        replica writes it, but handed to no worker (the server picks up only jobs queued for
+        jobs.requeue_after_s), so it can still be cancelled."""
+        job = JobRecord(
+            uuid.uuid4().hex,
+            self.name,
+            "query",
+            self.collection(),
+            payload={"question": f"When is the tide in {self.marker}?"},
+        )
+        store = SqliteStore(self.server.data_dir / "ragserve.db")
+        try:
+            store.jobs.create([job])
+        finally:
+            store.close()
+        return job.id
+
     def new_key(self, scopes: str) -> str:
         key = self.server.create_key(self.name, scopes)
         self.key_ids.append(key_id(key))
@@ -176,6 +197,7 @@ class Endpoint:
             "name": lambda: t.spare if self.reach == "create" else t.collection(),
             "document_id": t.document_id,
             "key_id": t.throwaway_key_id,
+            "job_id": t.job_id,
         }
         path = re.sub(r"\{(\w+)\}", lambda match: values[match[1]](), self.path)
         return Call(self.method, path, self.content(t))
@@ -218,6 +240,10 @@ ENDPOINTS = (
     Endpoint("POST", f"{DOCUMENT}/reingest", "write", 200, "resource"),
     Endpoint("DELETE", DOCUMENT, "write", 204, "resource"),
     Endpoint("POST", "/v1/query", "read", 200, "resource", _query),
+    Endpoint("POST", "/v1/query/async", "read", 202, "resource", _query),
+    Endpoint("GET", "/v1/jobs", "read", 200, "tenant"),
+    Endpoint("GET", "/v1/jobs/{job_id}", "read", 200, "resource"),
+    Endpoint("POST", "/v1/jobs/{job_id}/cancel", "write", 200, "resource"),
     Endpoint("POST", "/v1/search", "read", 200, "resource", _search),
     Endpoint("POST", "/v1/keys", "admin", 201, "tenant", lambda t: {"json": {"scopes": ["read"]}}),
     Endpoint("GET", "/v1/keys", "admin", 200, "tenant"),
@@ -226,6 +252,8 @@ ENDPOINTS = (
     Endpoint("GET", "/v1/llm", "admin", 200, "tenant", prepare=Tenant.set_llm),
     Endpoint("PUT", "/v1/llm", "admin", 200, "tenant", lambda t: {"json": LLM}),
     Endpoint("DELETE", "/v1/llm", "admin", 204, "tenant", prepare=Tenant.set_llm),
+    Endpoint("GET", "/v1/cache/stats", "admin", 200, "tenant"),
+    Endpoint("DELETE", "/v1/cache", "admin", 200, "tenant"),
 )
 
 

@@ -50,8 +50,13 @@ def iter_events(response: httpx.Response) -> Iterator[Event]:
 
 @pytest.fixture(scope="module")
 def llm_server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[ApiServer]:
-    """A server answering with llama.cpp, and a collection about the moon Zarnak."""
-    env = {"RAGSERVE_LLM__PROVIDER": "llamacpp", "RAGSERVE_LLM__MAX_TOKENS": "64"}
+    """A server answering with llama.cpp, and a collection about the moon Zarnak; no query
+    cache, so every question streams from the model."""
+    env = {
+        "RAGSERVE_LLM__PROVIDER": "llamacpp",
+        "RAGSERVE_LLM__MAX_TOKENS": "64",
+        "RAGSERVE_CACHE__ENABLED": "false",
+    }
     with start_api_server(tmp_path_factory.mktemp("streaming"), model_cache, env) as server:
         with server.client(server.key(TENANT)) as client:
             response = client.post(

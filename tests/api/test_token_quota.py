@@ -19,8 +19,10 @@ DOCUMENT = {"source": "zarnak", "text": "The moon Zarnak was discovered by Ilse 
 @pytest.fixture(scope="module")
 def llm_server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[ApiServer]:
     """llama.cpp answers; every tenant may sample 4 tokens per answer and 400 tokens a day,
-    except tenant "roomy", allowed 12 per answer."""
+    except tenant "roomy", allowed 12 per answer. No query cache: a cached answer would use
+    no tokens, and the test asks one question until the quota is spent."""
     env = {
+        "RAGSERVE_CACHE__ENABLED": "false",
         "RAGSERVE_LLM__PROVIDER": "llamacpp",
         "RAGSERVE_SECURITY__MAX_TOKENS": "4",
         "RAGSERVE_SECURITY__TOKENS_PER_DAY": "400",

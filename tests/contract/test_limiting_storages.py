@@ -26,9 +26,10 @@ BACKENDS = {"memory": ("memory://", False), "redis": (REDIS_URL, True)}
 MakeLimiter = Callable[[], Limiter]
 
 
-def _settings(url: str) -> SecuritySettings:
+def _settings(url: str, fallback: str = "memory") -> SecuritySettings:
     return SecuritySettings(
         limits_url=url,
+        limits_fallback=fallback,
         rate_limit="3/minute",
         questions_per_day=2,
         tokens_per_day=100,
@@ -163,10 +164,33 @@ def test_redis_limiters_under_other_prefixes_are_isolated() -> None:
 def test_unreachable_redis_fails_fast_as_backend_unavailable(
     call: Callable[[Limiter], object],
 ) -> None:
-    """Every operation on a dead Redis raises BackendUnavailable within 2 s."""
-    limiter = Limiter(_settings(DEAD_REDIS_URL))
+    """Failing closed, every operation on a dead Redis raises BackendUnavailable within 2 s."""
+    limiter = Limiter(_settings(DEAD_REDIS_URL, fallback="closed"))
     started = time.monotonic()
     with pytest.raises(BackendUnavailable) as caught:
         call(limiter)
     assert time.monotonic() - started < 2.0
     assert caught.value.backend == "limits"
+
+
+def test_dead_redis_falls_back_to_memory_counting_with_the_same_limits() -> None:
+    """With the memory fallback, a dead Redis costs a few fast failures, then the breaker
+    opens and every limit is enforced in memory exactly as on memory://."""
+    limiter = Limiter(_settings(DEAD_REDIS_URL))
+    started = time.monotonic()
+    for _ in range(3):
+        limiter.hit_rate("key-1")
+    with pytest.raises(RateLimited):
+        limiter.hit_rate("key-1")
+    limiter.take_question("acme")
+    limiter.take_question("acme")
+    with pytest.raises(QuotaExceeded):
+        limiter.take_question("acme")
+    assert limiter.token_allowance("acme", None) == 30
+    limiter.charge_tokens("acme", 95)
+    assert limiter.token_allowance("acme", None) == 5
+    assert limiter.quota_status("acme").questions_used == 2
+    assert time.monotonic() - started < 2.0
+    assert limiter.degraded
+    with pytest.raises(BackendUnavailable):
+        limiter.check()  # readiness still tells the truth about Redis

@@ -7,6 +7,7 @@ A backend joins by adding a URL factory to ``BACKENDS``.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import textwrap
@@ -95,11 +96,25 @@ def sqlite_fts5_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"{sqlite_url(request, tmp_path)}?keyword_engine=fts5"
 
 
+def postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database on the session's PostgreSQL (see ``tests/pg.py``)."""
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def postgres_tsvector_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The server store with keyword search by BM25 in SQL over ``tsvector`` and dense search
+    through the HNSW index whatever the collection's size (``exact_max=0``)."""
+    return f"{postgres_url(request, tmp_path)}?keyword_engine=tsvector&exact_max=0"
+
+
 # name -> a fresh, empty database's URL for one test; a server backend can reach its own
 # (session) fixtures through ``request.getfixturevalue``.
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {
     "sqlite": sqlite_url,
     "sqlite-fts5": sqlite_fts5_url,
+    "postgresql": postgres_url,
+    "postgresql-tsvector": postgres_tsvector_url,
 }
 
 
@@ -573,6 +588,49 @@ def test_another_process_writes_are_seen(store: Store, store_url: str) -> None:
     assert sources(hits)[0] == "remote.txt"
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
     assert sources(store.keyword_search(T1, COL, "remote", limit=5)) == ["remote.txt"]
+
+
+SAME_PUTS = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from ragserve.config import StoreSettings
+    from ragserve.store import open_store
+    from ragserve.types import Chunk, DocumentRecord
+
+    url, tenant, collection, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    store = open_store(StoreSettings(url=url, busy_timeout_ms=30000))
+    statuses = []
+    for i in range(count):
+        source, text = f"same-{i}.txt", f"identical words {i}"
+        record = DocumentRecord(source, source, None, "text/plain", text, "p")
+        chunk = Chunk(source + "-0", source, 0, text, 1, 0, len(text), 1)
+        vector = np.zeros((1, 16), dtype=np.float32)
+        vector[0, i % 16] = 1.0
+        statuses.append(store.put_document(tenant, collection, record, [chunk], vector))
+    store.close()
+    print(json.dumps(statuses))
+    """
+)
+
+
+def test_identical_puts_from_two_processes_store_each_document_once(
+    store: Store, store_url: str
+) -> None:
+    """Two processes putting the same documents at once: each is added by one and unchanged
+    for the other, and the collection holds one copy of each."""
+    count = 15
+    args = [sys.executable, "-c", SAME_PUTS, store_url, T1, COL, str(count)]
+    writers = [subprocess.Popen(args, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [writer.communicate(timeout=120)[0] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0]
+    first, second = (json.loads(output) for output in outputs)
+    assert [sorted(pair) for pair in zip(first, second, strict=True)] == [
+        ["added", "unchanged"]
+    ] * count
+    info = store.get_collection(T1, COL)
+    assert (info.document_count, info.chunk_count) == (count, count)
+    assert len(store.keyword_search(T1, COL, "identical words", limit=100)) == count
 
 
 def test_searches_run_while_a_thread_writes(store: Store) -> None:

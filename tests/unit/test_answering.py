@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
+from dataclasses import replace
 
 import pytest
 
-from ragserve.answering import AnswerStream
+from ragserve.answering import AnswerStream, replay
 from ragserve.errors import BackendTimeout
 from ragserve.types import Answer, Generation, Usage
 
@@ -77,3 +78,17 @@ def test_closing_early_closes_the_model_stream() -> None:
     stream.close()
     assert log == ["closed"]
     assert stream.answer is None
+
+
+def test_a_replayed_answer_streams_its_text_in_words_with_zero_usage() -> None:
+    """replay() yields word pieces that join to the cached text; the answer is marked cached,
+    uses no tokens and has no generate stage."""
+    cached = Answer("q?", "Zarnak  orbits Pelion\nevery 41 days [1].", (), False, {}, model="m")
+    stream = replace(stream_of(replay(cached)), cached=True, timings_ms={"cache": 0.2})
+    parts = list(stream)
+    answer = stream.answer
+    assert answer is not None
+    assert len(parts) == 7
+    assert "".join(parts) == cached.text == answer.text
+    assert (answer.cached, answer.usage, answer.model) == (True, Usage(), "m")
+    assert set(answer.timings_ms) == {"cache", "total"}

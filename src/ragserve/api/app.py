@@ -17,8 +17,9 @@ from ragserve.api.auth_gate import AuthGateMiddleware
 from ragserve.api.body_limit import BodyLimitMiddleware
 from ragserve.api.deps import ApiContext
 from ragserve.api.errors import InternalErrorMiddleware, install_error_handlers
-from ragserve.api.routes import collections, documents, health, query, tenant
+from ragserve.api.routes import cache, collections, documents, health, jobs, query, tenant
 from ragserve.config import Settings
+from ragserve.jobs import RunOutcome, open_queue
 from ragserve.observability import (
     Metrics,
     RequestContextMiddleware,
@@ -49,20 +50,24 @@ def create_app(
         service=service,
         settings=settings,
         keys=ApiKeys(service.store.accounts),
-        limiter=limiter or Limiter(settings.security),
+        limiter=limiter
+        or Limiter(settings.security, on_breaker_change=metrics.breaker_changed("limits")),
         metrics=metrics,
         stream_workers=ThreadPoolExecutor(max_workers=32, thread_name_prefix="ragserve-stream"),
-        background=ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragserve-ingest"),
+        background=ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragserve-warm"),
+        queue=open_queue(settings, service.jobs, on_done=lambda done: _job_done(ctx, done)),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.server.warm_collections:
             ctx.background.submit(_warm, service)
+        ctx.queue.start()
         try:
             yield
         finally:
-            ctx.background.shutdown(wait=True)  # finish accepted uploads before exiting
+            ctx.queue.close()  # running jobs finish; jobs not started stay queued in the store
+            ctx.background.shutdown(wait=True)
             ctx.stream_workers.shutdown(wait=True, cancel_futures=True)
             if close_service:
                 service.close()
@@ -74,7 +79,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    for module in (collections, documents, query, tenant, health):
+    metrics.watch_jobs(service.jobs.store.counts)
+    if service.cache is not None:
+        metrics.watch_cache(service.cache.stats)
+        service.cache.add_breaker_listener(metrics.breaker_changed("cache"))
+    for module in (collections, documents, jobs, query, cache, tenant, health):
         app.include_router(module.router)
     install_error_handlers(app, metrics)
     app.add_middleware(InternalErrorMiddleware, metrics=metrics)
@@ -86,6 +95,21 @@ def create_app(
     app.add_middleware(AuthGateMiddleware, ctx=ctx)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
+
+
+def _job_done(ctx: ApiContext, outcome: RunOutcome) -> None:
+    """After an inline job ran: export it, and charge an answer's tokens to the tenant."""
+    job = outcome.job
+    if job is None or not job.terminal:
+        return
+    ctx.metrics.jobs_finished.labels(job.kind, job.state).inc()
+    result = job.result or {}
+    if job.kind == "ingest" and job.state == "succeeded":
+        ctx.metrics.observe_ingest([(str(result["status"]), int(result["chunks"]))])
+    if job.kind == "query" and job.state == "succeeded":
+        usage = result["usage"]
+        ctx.limiter.charge_tokens(job.tenant, int(usage["total_tokens"]))
+        ctx.metrics.observe_usage(int(usage["prompt_tokens"]), int(usage["completion_tokens"]))
 
 
 def _warm(service: RagService) -> None:

@@ -16,6 +16,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from ragserve.config import Settings
 from ragserve.errors import RateLimited
+from ragserve.jobs import JobQueue
 from ragserve.observability import Metrics
 from ragserve.security.keys import ApiKeys, Principal
 from ragserve.security.limiting import Limiter
@@ -37,6 +38,7 @@ class ApiContext:
     metrics: Metrics
     stream_workers: ThreadPoolExecutor
     background: ThreadPoolExecutor
+    queue: JobQueue
 
 
 def context(request: Request) -> ApiContext:

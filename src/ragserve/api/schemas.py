@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ragserve.cache.base import LevelStats
 from ragserve.types import (
     Answer,
     ApiKeyRecord,
@@ -13,6 +14,7 @@ from ragserve.types import (
     DocumentRecord,
     Hit,
     IngestOutcome,
+    JobRecord,
     RetrievalMode,
     Scope,
     Source,
@@ -105,15 +107,48 @@ class IngestResult(BaseModel):
     chunks: int = 0
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    job_id: str | None = Field(default=None, description="accepted: the job that indexes it")
 
     @classmethod
     def of(cls, outcome: IngestOutcome) -> IngestResult:
         return cls.model_validate(outcome, from_attributes=True)
 
 
+class JobOut(BaseModel):
+    id: str
+    kind: Literal["ingest", "query"]
+    collection: str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    progress: float = Field(description="0..1")
+    attempts: int
+    max_attempts: int
+    error: str | None = Field(description="why it failed, or the last transient failure")
+    result: dict[str, Any] | None = Field(
+        description="ingest: the document's outcome; query: the QueryResponse"
+    )
+    batch_id: str | None
+    cancel_requested: bool
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    finished_at: str | None
+
+    @classmethod
+    def of(cls, job: JobRecord) -> JobOut:
+        return cls.model_validate(job, from_attributes=True)
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    limit: int
+    offset: int
+
+
 class IngestResponse(BaseModel):
     collection: str
     results: list[IngestResult]
+    batch_id: str | None = Field(default=None, description="accepted: the jobs' batch")
+    jobs: list[JobOut] = Field(default_factory=list, description="accepted: one job per file")
 
 
 # ---- query and search ---------------------------------------------------------------------
@@ -187,6 +222,7 @@ class UsageOut(BaseModel):
 class SearchResponse(BaseModel):
     results: list[SourceOut]
     timings: dict[str, float] = Field(description="milliseconds per stage")
+    cached: bool = Field(description="the results came from the query cache")
 
 
 class QueryResponse(BaseModel):
@@ -200,10 +236,10 @@ class QueryResponse(BaseModel):
     timings: dict[str, float] = Field(description="milliseconds per stage")
     usage: UsageOut
     model: str
-    cached: bool
+    cached: bool = Field(description="replayed from the query cache (usage is then zero)")
 
     @classmethod
-    def of(cls, answer: Answer, *, cached: bool = False) -> QueryResponse:
+    def of(cls, answer: Answer) -> QueryResponse:
         return cls(
             answer=answer.text,
             abstained=answer.abstained,
@@ -213,7 +249,7 @@ class QueryResponse(BaseModel):
             timings=answer.timings_ms,
             usage=usage_out(answer),
             model=answer.model,
-            cached=cached,
+            cached=answer.cached,
         )
 
 
@@ -294,6 +330,39 @@ class TenantLLMOut(BaseModel):
     model: str
     api_key_set: bool
     updated_at: str
+
+
+# ---- query cache --------------------------------------------------------------------------
+
+
+class CacheLevelOut(BaseModel):
+    level: Literal["l1", "l2", "semantic"]
+    hits: int
+    misses: int
+    hit_rate: float = Field(description="hits / (hits + misses)")
+    evictions: int = Field(description="entries dropped to stay within a bound")
+    expirations: int
+    errors: int = Field(description="failed lookups (L2)")
+    skipped: int = Field(description="lookups not made while the breaker was open (L2)")
+    write_errors: int = Field(description="failed writes (L2)")
+    entries: int | None = Field(description="entries held now (L1, semantic)")
+    bytes: int | None = Field(description="serialised bytes held now (L1)")
+    breaker: Literal["closed", "open", "half_open"] | None = Field(description="L2 only")
+
+    @classmethod
+    def of(cls, stats: LevelStats) -> CacheLevelOut:
+        return cls.model_validate(stats, from_attributes=True)
+
+
+class CacheStatsOut(BaseModel):
+    enabled: bool
+    levels: list[CacheLevelOut] = Field(description="this process's counters since it started")
+
+
+class CacheClearOut(BaseModel):
+    removed: dict[str, int | None] = Field(
+        description="entries removed per level; null where the level failed (Redis down)"
+    )
 
 
 class HealthOut(BaseModel):

@@ -165,7 +165,7 @@ async def answer_events(
                 "timings": answer.timings_ms,
                 "usage": usage_out(answer).model_dump(),
                 "model": answer.model,
-                "cached": False,
+                "cached": answer.cached,
             },
         )
     finally:

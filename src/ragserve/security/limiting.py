@@ -6,9 +6,12 @@ the next request fits (Retry-After). Quotas are fixed windows per UTC day: one c
 tenant and day, compared with the limit here, so changing a tenant's limit keeps the
 day's usage.
 
-The limiter fails closed: any storage error (Redis down, timeout) raises
-``BackendUnavailable("limits", ...)``, which the API answers with 503. A caller that
-prefers to fail open catches ``BackendUnavailable`` itself.
+When Redis fails (down, or slower than ``limits_timeout_s``), a circuit breaker opens and,
+with ``limits_fallback = "memory"`` (the default), counting moves to this process's memory:
+every replica then enforces the limits on its own share of the traffic until Redis answers
+again (the breaker probes it every ``limits_breaker_reset_s``). Counts made meanwhile are not
+copied back. With ``limits_fallback = "closed"`` a storage error raises
+``BackendUnavailable("limits", ...)``, which the API answers with 503.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import importlib.util
 import math
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse_many
@@ -28,6 +31,7 @@ from limits.errors import ConfigurationError, StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
+from ragserve.breaker import BreakerState, CircuitBreaker
 from ragserve.config import SecuritySettings
 from ragserve.errors import (
     BackendUnavailable,
@@ -36,11 +40,14 @@ from ragserve.errors import (
     QuotaExceeded,
     RateLimited,
 )
+from ragserve.observability import get_logger
 
 ACCEPTED_URLS = "memory:// or redis://[:password@]host:6379/<db> (rediss:// for TLS)"
 _REDIS_SCHEMES = frozenset({"redis", "rediss"})
 _DB_PATH = re.compile(r"/?\d*")
 _KEY_GRACE_S = 3600  # day counters outlive midnight a little; their key names the day anyway
+_log = get_logger("ragserve.limits")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -67,20 +74,57 @@ class QuotaStatus:
 class Limiter:
     """Counters on a `limits` storage: per-key request rate and per-tenant daily quotas."""
 
-    def __init__(self, settings: SecuritySettings, *, key_prefix: str = "ragserve") -> None:
+    def __init__(
+        self,
+        settings: SecuritySettings,
+        *,
+        key_prefix: str = "ragserve",
+        on_breaker_change: Callable[[BreakerState, BreakerState], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._rate = _parse_rate(settings.rate_limit)
         self._where = _describe(settings.limits_url)
         self._storage = _open_storage(settings.limits_url, settings.limits_timeout_s, key_prefix)
-        self._window = MovingWindowRateLimiter(self._storage)
+        self._windows = {id(self._storage): MovingWindowRateLimiter(self._storage)}
+        self._fallback: Storage | None = None
+        if not isinstance(self._storage, MemoryStorage) and settings.limits_fallback == "memory":
+            self._fallback = MemoryStorage(wrap_exceptions=True)
+            self._windows[id(self._fallback)] = MovingWindowRateLimiter(self._fallback)
+
+        def changed(old: BreakerState, new: BreakerState) -> None:
+            _log.warning("limits_breaker", where=self._where, old=old, new=new)
+            if on_breaker_change is not None:
+                on_breaker_change(old, new)
+
+        self._breaker = CircuitBreaker(
+            failures=settings.limits_breaker_failures,
+            reset_s=settings.limits_breaker_reset_s,
+            on_change=changed,
+        )
+
+    @property
+    def has_fallback(self) -> bool:
+        """Whether requests are still counted (in memory) while the shared storage fails."""
+        return self._fallback is not None
+
+    @property
+    def degraded(self) -> bool:
+        """True while the shared storage is skipped (breaker open or probing)."""
+        return self._breaker.state != "closed"
 
     def hit_rate(self, key_id: str) -> None:
         """Count one request for ``key_id``; raises RateLimited when its window is full."""
-        with self._storage_errors():
-            if self._window.hit(self._rate, "rate", key_id):
-                return
-            stats = self._window.get_window_stats(self._rate, "rate", key_id)
-        retry = max(1, math.ceil(stats.reset_time - time.time()))
+
+        def hit(storage: Storage) -> tuple[bool, float]:
+            window = self._windows[id(storage)]
+            if window.hit(self._rate, "rate", key_id):
+                return True, 0.0
+            return False, window.get_window_stats(self._rate, "rate", key_id).reset_time
+
+        allowed, reset_time = self._call(hit)
+        if allowed:
+            return
+        retry = max(1, math.ceil(reset_time - time.time()))
         raise RateLimited(
             f"rate limit of {self._rate} exceeded for this API key; retry in {retry} s",
             retry_after=retry,
@@ -102,18 +146,23 @@ class Limiter:
         """Count one question today; raises QuotaExceeded when the daily quota is used up."""
         limit = self.limits_for(tenant).questions_per_day
         key = _day_key("questions", tenant)
-        if limit > 0:
-            with self._storage_errors():
-                if self._storage.incr(key, _key_expiry(), amount=1) <= limit:
-                    return
-                self._storage.incr(key, _key_expiry(), amount=-1)  # a refusal is not usage
+
+        def take(storage: Storage) -> bool:
+            if storage.incr(key, _key_expiry(), amount=1) <= limit:
+                return True
+            storage.incr(key, _key_expiry(), amount=-1)  # a refusal is not usage
+            return False
+
+        if limit > 0 and self._call(take):
+            return
         raise _exhausted("question", limit)
 
     def token_allowance(self, tenant: str, requested: int | None) -> int:
         """Completion tokens this request may use; raises QuotaExceeded when none are left."""
         quota = self.limits_for(tenant)
-        with self._storage_errors():
-            remaining = quota.tokens_per_day - self._storage.get(_day_key("tokens", tenant))
+        remaining = quota.tokens_per_day - self._call(
+            lambda storage: storage.get(_day_key("tokens", tenant))
+        )
         if remaining <= 0:
             raise _exhausted("token", quota.tokens_per_day)
         return max(1, min(requested or quota.max_tokens, quota.max_tokens, remaining))
@@ -122,15 +171,18 @@ class Limiter:
         """Record tokens spent, even beyond the quota: the next request is refused instead."""
         if tokens <= 0:
             return
-        with self._storage_errors():
-            self._storage.incr(_day_key("tokens", tenant), _key_expiry(), amount=tokens)
+        key = _day_key("tokens", tenant)
+        self._call(lambda storage: storage.incr(key, _key_expiry(), amount=tokens))
 
     def quota_status(self, tenant: str) -> QuotaStatus:
         """The tenant's usage today against its limits."""
         quota = self.limits_for(tenant)
-        with self._storage_errors():
-            questions = self._storage.get(_day_key("questions", tenant))
-            tokens = self._storage.get(_day_key("tokens", tenant))
+        questions, tokens = self._call(
+            lambda storage: (
+                storage.get(_day_key("questions", tenant)),
+                storage.get(_day_key("tokens", tenant)),
+            )
+        )
         return QuotaStatus(
             questions_used=questions,
             questions_limit=quota.questions_per_day,
@@ -141,27 +193,45 @@ class Limiter:
         )
 
     def check(self) -> None:
-        """Raise BackendUnavailable unless the storage answers (for /readyz)."""
-        with self._storage_errors():
+        """Raise BackendUnavailable unless the shared storage answers (for /readyz)."""
+        try:
             healthy = self._storage.check()
+        except StorageError as exc:
+            raise self._unavailable(str(exc.storage_error)) from exc
         if not healthy:
             raise BackendUnavailable("limits", f"{self._where} does not answer; is it running?")
 
     def reset(self) -> None:
         """Clear this limiter's counters (on Redis: the keys under its prefix only)."""
-        with self._storage_errors():
-            self._storage.reset()
+        for storage in (self._storage, self._fallback):
+            if storage is None:
+                continue
+            try:
+                storage.reset()
+            except StorageError as exc:
+                raise self._unavailable(str(exc.storage_error)) from exc
 
-    @contextmanager
-    def _storage_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except StorageError as exc:
-            raise BackendUnavailable(
-                "limits",
-                f"{self._where} failed ({exc.storage_error}); is it running, and is "
-                "security.limits_url right?",
-            ) from exc
+    def _call(self, op: Callable[[Storage], _T]) -> _T:
+        """``op`` on the shared storage, or on the fallback while the breaker is open."""
+        if self._breaker.allow():
+            try:
+                result = op(self._storage)
+            except StorageError as exc:
+                self._breaker.failure()
+                if self._fallback is None:
+                    raise self._unavailable(str(exc.storage_error)) from exc
+            else:
+                self._breaker.success()
+                return result
+        if self._fallback is None:
+            raise self._unavailable("skipped while its circuit breaker is open")
+        return op(self._fallback)
+
+    def _unavailable(self, reason: str) -> BackendUnavailable:
+        return BackendUnavailable(
+            "limits",
+            f"{self._where} failed ({reason}); is it running, and is security.limits_url right?",
+        )
 
 
 def _parse_rate(text: str) -> RateLimitItem:

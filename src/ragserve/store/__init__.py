@@ -1,4 +1,5 @@
-"""Stores by URL scheme: ``sqlite:///path.db`` (embedded default) and, later, ``postgresql://``.
+"""Stores by URL scheme: ``sqlite:///path.db`` (embedded default) and ``postgresql://`` (also
+``postgres://`` and ``postgresql+psycopg://``; needs the ``postgres`` extra).
 
 Backends register exactly like plugins would; each factory imports its module lazily so an
 optional dependency is needed only when its scheme is used.
@@ -7,7 +8,7 @@ optional dependency is needed only when its scheme is used.
 from __future__ import annotations
 
 from ragserve.config import StoreSettings
-from ragserve.errors import ConfigError
+from ragserve.errors import ConfigError, MissingDependencyError
 from ragserve.registry import Registry
 from ragserve.store.base import Store
 
@@ -19,6 +20,24 @@ def _sqlite(settings: StoreSettings) -> Store:
     from ragserve.store.sqlite import SqliteStore
 
     return SqliteStore.from_url(settings.url, busy_timeout_ms=settings.busy_timeout_ms)
+
+
+# Modules of the "postgres" extra, by the distribution that provides them.
+_POSTGRES_PACKAGES = {"psycopg": "psycopg", "psycopg_pool": "psycopg-pool", "pgvector": "pgvector"}
+
+
+@stores.register("postgresql")
+@stores.register("postgres")
+def _postgres(settings: StoreSettings) -> Store:
+    try:
+        from ragserve.store.postgres import PostgresStore
+    except ImportError as exc:
+        package = _POSTGRES_PACKAGES.get((exc.name or "").split(".")[0])
+        if package is None:
+            raise
+        raise MissingDependencyError(package, "postgres") from exc
+
+    return PostgresStore.from_url(settings.url, busy_timeout_ms=settings.busy_timeout_ms)
 
 
 def url_scheme(url: str) -> str:

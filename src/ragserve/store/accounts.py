@@ -6,8 +6,11 @@ of another tenant does not exist for a caller that names its tenant (``KeyNotFou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import date
 from typing import Protocol
 
+from ragserve.errors import InvalidQuery
 from ragserve.types import ApiKeyRecord, TenantLLMRecord, UsageDay
 
 
@@ -61,3 +64,27 @@ class AccountStore(Protocol):
     def ping(self) -> None:
         """A cheap round trip; raises ``BackendError`` when the database is unreachable."""
         ...
+
+
+def check_day(day: str) -> str:
+    """``day`` itself when it is a ``YYYY-MM-DD`` date; stores compare days as text."""
+    try:
+        valid = len(day) == 10 and date.fromisoformat(day).isoformat() == day
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InvalidQuery(f"invalid day {day!r}; use YYYY-MM-DD")
+    return day
+
+
+def check_range(since: str, until: str) -> None:
+    """Both ends are days and ``since`` is not after ``until``."""
+    if check_day(since) > check_day(until):
+        raise InvalidQuery(f"since ({since}) must not be after until ({until})")
+
+
+def check_counts(counts: Sequence[int]) -> bool:
+    """Whether there is anything to record; raises ``InvalidQuery`` for a negative count."""
+    if any(n < 0 for n in counts):
+        raise InvalidQuery(f"usage counts must not be negative: {tuple(counts)}")
+    return any(counts)

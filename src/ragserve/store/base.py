@@ -15,12 +15,15 @@ from typing import Protocol
 
 from ragserve.retrieve.filters import Filter
 from ragserve.store.accounts import AccountStore
+from ragserve.store.jobs import JobStore
 from ragserve.types import Chunk, CollectionInfo, DocumentRecord, Hit, IngestStatus, Matrix
 
 
 class Store(Protocol):
     accounts: AccountStore
     """API keys, usage rows and tenant LLM settings, in the same database."""
+    jobs: JobStore
+    """Background jobs and their state machine, in the same database."""
 
     def ensure_collection(self, tenant: str, collection: str) -> CollectionInfo:
         """Create the collection if missing; return its current state."""

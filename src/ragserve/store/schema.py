@@ -189,3 +189,38 @@ def m002_accounts(conn: sqlite3.Connection) -> None:
             updated_at TEXT NOT NULL
         )"""
     )
+
+
+@migration
+def m003_jobs(conn: sqlite3.Connection) -> None:
+    # Background jobs (see store/jobs.py for the state machine). ``seq`` orders listings.
+    conn.execute(
+        """CREATE TABLE jobs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            tenant TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            collection TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (
+                state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')
+            ),
+            payload TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(payload)),
+            result TEXT CHECK (result IS NULL OR json_valid(result)),
+            error TEXT,
+            progress REAL NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            batch_id TEXT,
+            worker TEXT,
+            lease_until TEXT,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT
+        )"""
+    )
+    conn.execute("CREATE INDEX jobs_tenant ON jobs (tenant, seq)")
+    conn.execute("CREATE INDEX jobs_batch ON jobs (batch_id) WHERE batch_id IS NOT NULL")
+    # What the reconciler scans: running jobs by lease, queued jobs by last update.
+    conn.execute("CREATE INDEX jobs_state ON jobs (state, lease_until, updated_at)")

@@ -31,11 +31,13 @@ from ragserve.errors import (
 from ragserve.retrieve.filters import Filter
 from ragserve.store.accounts import AccountStore
 from ragserve.store.derived import DerivedCache
+from ragserve.store.jobs import JobStore
 from ragserve.store.lexical import LexicalIndex, TermsDelta
 from ragserve.store.schema import create_fts_table, fts_table, migrate, utc_now
 from ragserve.store.sqlite_accounts import SqliteAccountStore
 from ragserve.store.sqlite_connections import ConnectionPool, database_path
 from ragserve.store.sqlite_filters import allowed_positions
+from ragserve.store.sqlite_jobs import SqliteJobStore
 from ragserve.store.sqlite_lexical import fts5_search, lexical_changes_since, load_lexicon
 from ragserve.store.sqlite_matrix import changes_since, load_matrix
 from ragserve.store.sqlite_rows import (
@@ -106,6 +108,7 @@ class SqliteStore:
             self._pool.close()
             raise
         self.accounts: AccountStore = SqliteAccountStore(self._pool)
+        self.jobs: JobStore = SqliteJobStore(self._pool)
 
     @classmethod
     def from_url(cls, url: str, *, busy_timeout_ms: int = 30_000) -> SqliteStore:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import date
 from typing import Any, cast
 
-from ragserve.errors import Conflict, InvalidQuery, KeyNotFound
+from ragserve.errors import Conflict, KeyNotFound
+from ragserve.store.accounts import check_counts, check_day, check_range
 from ragserve.store.schema import utc_now
 from ragserve.store.sqlite_connections import ConnectionPool
 from ragserve.types import ApiKeyRecord, Scope, TenantLLMRecord, UsageDay
@@ -77,11 +77,9 @@ class SqliteAccountStore:
         documents: int = 0,
         chunks: int = 0,
     ) -> None:
-        _check_day(day)
+        check_day(day)
         counts = (questions, searches, prompt_tokens, completion_tokens, documents, chunks)
-        if any(n < 0 for n in counts):
-            raise InvalidQuery(f"usage counts must not be negative: {counts}")
-        if not any(counts):
+        if not check_counts(counts):
             return
         added = ", ".join(f"{c} = {c} + excluded.{c}" for c in _COUNTS)
         with self._pool.transaction(write=True) as conn:
@@ -92,8 +90,7 @@ class SqliteAccountStore:
             )
 
     def usage(self, tenant: str, *, since: str, until: str) -> list[UsageDay]:
-        if _check_day(since) > _check_day(until):
-            raise InvalidQuery(f"since ({since}) must not be after until ({until})")
+        check_range(since, until)
         with self._pool.transaction() as conn:
             rows = conn.execute(
                 f"SELECT tenant, day, {', '.join(_COUNTS)} FROM usage "
@@ -134,14 +131,3 @@ def _key_from_row(row: Sequence[Any]) -> ApiKeyRecord:
     key_id, tenant, key_hash, scopes, name, created_at, revoked_at = row
     parsed = tuple(cast(Scope, s) for s in scopes.split(",") if s)  # written by add_api_key
     return ApiKeyRecord(key_id, tenant, key_hash, parsed, name, created_at, revoked_at)
-
-
-def _check_day(day: str) -> str:
-    """``day`` itself when it is a ``YYYY-MM-DD`` date; rows compare days as text."""
-    try:
-        valid = len(day) == 10 and date.fromisoformat(day).isoformat() == day
-    except ValueError:
-        valid = False
-    if not valid:
-        raise InvalidQuery(f"invalid day {day!r}; use YYYY-MM-DD")
-    return day

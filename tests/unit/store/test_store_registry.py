@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from ragserve.config import Settings, StoreSettings
-from ragserve.errors import ConfigError, UnknownBackendError
+from ragserve.errors import ConfigError, MissingDependencyError, UnknownBackendError
 from ragserve.store import open_store, stores, url_scheme
+from ragserve.store.postgres import PostgresStore
 from ragserve.store.sqlite import SqliteStore
 
 
@@ -53,3 +55,29 @@ def test_url_scheme_ignores_a_driver_suffix() -> None:
     assert url_scheme("postgresql+psycopg://u@h/db") == "postgresql"
     assert url_scheme("SQLITE:///x.db") == "sqlite"
     assert "sqlite" in stores.names()
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg"])
+def test_postgres_urls_open_the_server_store(postgres_url: str, scheme: str) -> None:
+    """Each PostgreSQL spelling opens a PostgresStore; the store's options stay out of libpq."""
+    url = scheme + postgres_url.removeprefix("postgresql") + "?keyword_engine=tsvector"
+    store = open_store(StoreSettings(url=url))
+    try:
+        assert isinstance(store, PostgresStore)
+        assert store.keyword_engine == "tsvector"
+        store.ping()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("module", ["psycopg", "psycopg_pool", "pgvector"])
+def test_missing_postgres_packages_name_the_extra(
+    monkeypatch: pytest.MonkeyPatch, module: str
+) -> None:
+    """Without any package of the postgres extra, the error says how to install it."""
+    loaded = [m for m in sys.modules if m.startswith(("ragserve.store.postgres", module + "."))]
+    for name in loaded:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'ragserve\[postgres\]'"):
+        open_store(StoreSettings(url="postgresql://u@127.0.0.1:1/db"))

@@ -2,15 +2,16 @@
 
 An upload's body is size-limited while it streams in (see ``api.body_limit``); files larger than
 1 MiB are spooled to disk by the multipart parser, so memory holds one file at a time.
-Without ``?wait=true`` an upload is accepted (202) after its type is checked and indexed in
-the background; ``?wait=true`` returns each file's outcome.
+Without ``?wait=true`` an upload is accepted (202) once its type is checked and its bytes are
+stored: one ingestion job per file (``GET /v1/jobs/{job_id}``); ``?wait=true`` returns each
+file's outcome.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -27,17 +28,16 @@ from ragserve.api.schemas import (
     DocumentPage,
     IngestResponse,
     IngestResult,
+    JobOut,
     TextDocumentsIn,
 )
 from ragserve.errors import EmptyDocument, InputError, RagError, TooLarge, UnsupportedFileType
 from ragserve.ingest.sniff import SUPPORTED_TYPES, sniff
 from ragserve.ingestion import upload_name
-from ragserve.observability import get_logger
-from ragserve.types import IngestOutcome, TextDocument
+from ragserve.types import IngestOutcome, JobRecord, TextDocument
 
 router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
 DocumentId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="document id")]
-log = get_logger("ragserve.api.documents")
 UPLOAD_BODY = {
     "required": True,
     "content": {
@@ -100,17 +100,30 @@ def _upload(
         ctx.metrics.observe_ingest((o.status, o.chunks) for o in outcomes)
         results = [IngestResult.of(o) for o in [*(r for r, _ in rejected), *outcomes]]
         return _json(200, IngestResponse(collection=name, results=results))
-    _ingest_later(ctx, name, tenant, uploads)
-    accepted = [
+    jobs = ctx.service.jobs.submit_uploads(name, uploads, tenant=tenant)
+    results = [*(IngestResult.of(r) for r, _ in rejected), *_accepted(ctx, jobs)]
+    return _json(202, IngestResponse(collection=name, results=results, **_batch(jobs)))
+
+
+def _accepted(ctx: ApiContext, jobs: list[JobRecord]) -> list[IngestResult]:
+    """Hand the jobs to the queue; one ``accepted`` result per job."""
+    ctx.metrics.jobs_submitted.labels("ingest").inc(len(jobs))
+    ctx.queue.submit(jobs)
+    return [
         IngestResult(
-            source=upload_name(file_name),
+            source=job.payload["source"],
             status="accepted",
-            document_id=ctx.service.document_id_for(name, upload_name(file_name), tenant=tenant),
+            document_id=ctx.service.document_id_for(
+                job.collection, job.payload["source"], tenant=job.tenant
+            ),
+            job_id=job.id,
         )
-        for file_name, _ in uploads
+        for job in jobs
     ]
-    results = [*(IngestResult.of(r) for r, _ in rejected), *accepted]
-    return _json(202, IngestResponse(collection=name, results=results))
+
+
+def _batch(jobs: list[JobRecord]) -> dict[str, Any]:
+    return {"batch_id": jobs[0].batch_id, "jobs": [JobOut.of(job) for job in jobs]}
 
 
 @asynccontextmanager
@@ -135,19 +148,37 @@ async def _form(request: Request, max_files: int) -> AsyncIterator[FormData]:
         await form.close()
 
 
-@router.post("/text", response_model=IngestResponse, responses=_ERRORS)
+@router.post(
+    "/text",
+    response_model=IngestResponse,
+    responses={
+        202: {"model": IngestResponse, "description": "wait=false: accepted as jobs"},
+        **_ERRORS,
+    },
+)
 def add_text_documents(
-    name: CollectionName, body: TextDocumentsIn, principal: Writer, ctx: Context
-) -> IngestResponse:
-    """Add documents given as JSON text with metadata; indexed before the response."""
+    name: CollectionName,
+    body: TextDocumentsIn,
+    principal: Writer,
+    ctx: Context,
+    wait: Annotated[bool, Query(description="index before answering; false: one job each")] = True,
+) -> JSONResponse:
+    """Add documents given as JSON text with metadata: indexed before the response, or with
+    ``wait=false`` accepted (202) as one job per document."""
     documents = [
         TextDocument(d.source, d.text, title=d.title, metadata=d.metadata) for d in body.documents
     ]
+    if not wait:
+        jobs = ctx.service.jobs.submit_texts(name, documents, tenant=principal.tenant)
+        accepted = IngestResponse(collection=name, results=_accepted(ctx, jobs), **_batch(jobs))
+        return _json(202, accepted)
     outcomes = ctx.service.ingest_texts(
         name, documents, tenant=principal.tenant, keep_originals=True
     )
     ctx.metrics.observe_ingest((o.status, o.chunks) for o in outcomes)
-    return IngestResponse(collection=name, results=[IngestResult.of(o) for o in outcomes])
+    return _json(
+        200, IngestResponse(collection=name, results=[IngestResult.of(o) for o in outcomes])
+    )
 
 
 @router.get("", response_model=DocumentPage, responses=responses(401, 403, 404, 422, 429))
@@ -245,29 +276,6 @@ def _read_uploads(
             continue
         uploads.append((file.filename or "upload", data))
     return uploads, rejected
-
-
-def _ingest_later(
-    ctx: ApiContext, collection: str, tenant: str, uploads: list[tuple[str, bytes]]
-) -> None:
-    def run() -> None:
-        try:
-            outcomes = ctx.service.ingest_uploads(collection, uploads, tenant=tenant)
-        except Exception:
-            log.exception("background_ingest_failed", collection=collection)
-            return
-        ctx.metrics.observe_ingest((o.status, o.chunks) for o in outcomes)
-        for outcome in outcomes:
-            log.info(
-                "document_ingested",
-                collection=collection,
-                source=outcome.source,
-                status=outcome.status,
-                chunks=outcome.chunks,
-                error=outcome.error,
-            )
-
-    ctx.background.submit(run)
 
 
 def _json(status: int, body: IngestResponse) -> JSONResponse:

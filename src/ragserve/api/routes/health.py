@@ -28,12 +28,18 @@ async def healthz() -> HealthOut:
     responses={503: {"model": HealthOut, "description": "a dependency is unavailable"}},
 )
 async def readyz(ctx: Context) -> JSONResponse:
-    """The store answers, and so do the LLM server and Redis when they are configured."""
+    """The store answers, and so do the LLM server and Redis when they are configured.
+
+    Redis for limits failing with ``security.limits_fallback = "memory"`` is reported as
+    ``degraded`` and keeps the replica ready: it still serves requests."""
     checks = _checks(ctx)
     timeout = ctx.settings.server.readiness_timeout_s
     results = await asyncio.gather(*(_run(check, timeout) for check in checks.values()))
     report = dict(zip(checks, results, strict=True))
-    ready = all(result == "ok" for result in report.values())
+    if "limits" in report and report["limits"] != "ok" and ctx.limiter.has_fallback:
+        # Requests are still served, each process counting on its own: degraded, not down.
+        report["limits"] = f"degraded (counting in memory): {report['limits']}"
+    ready = all(result == "ok" or result.startswith("degraded") for result in report.values())
     body = HealthOut(status="ok" if ready else "unavailable", checks=report)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 

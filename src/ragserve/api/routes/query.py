@@ -74,7 +74,7 @@ async def query(body: QueryRequest, principal: Reader, ctx: Context) -> Any:
 def search(body: SearchRequest, principal: Reader, ctx: Context) -> SearchResponse:
     """Retrieval only: the best chunks for the query, with per-stage timings."""
     timings: dict[str, float] = {}
-    hits = ctx.service.search(
+    hits, cached = ctx.service.cached_search(
         body.collection,
         body.query,
         tenant=principal.tenant,
@@ -88,6 +88,7 @@ def search(body: SearchRequest, principal: Reader, ctx: Context) -> SearchRespon
     return SearchResponse(
         results=[SourceOut.of_hit(i, hit) for i, hit in enumerate(hits, start=1)],
         timings=timings,
+        cached=cached,
     )
 
 

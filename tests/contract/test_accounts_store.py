@@ -1,19 +1,125 @@
-"""The account tables of the embedded store: API keys, usage rows, tenant LLM settings."""
+"""The AccountStore contract (API keys, usage rows, tenant LLM settings) on every store backend.
+
+A backend joins by adding a URL factory to ``BACKENDS`` and, for the migration test, its
+``Schema`` to ``SCHEMAS``.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Protocol
 
+import psycopg
 import pytest
 
+from ragserve.config import StoreSettings
 from ragserve.errors import BackendUnavailable, Conflict, InvalidQuery, KeyNotFound
-from ragserve.store import schema
+from ragserve.store import Store, open_store, postgres_schema, schema
 from ragserve.store.accounts import AccountStore
-from ragserve.store.sqlite import SqliteStore
+from ragserve.store.sqlite_connections import database_path
 from ragserve.types import ApiKeyRecord, TenantLLMRecord, UsageDay
+
+
+def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'data' / 'store.db'}"
+
+
+def postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database on the session's PostgreSQL (see ``tests/pg.py``)."""
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {
+    "sqlite": sqlite_url,
+    "postgresql": postgres_url,
+}
+
+
+class Schema(Protocol):
+    """What the migration test does to a database behind the store's back."""
+
+    def migrate_first_only(self, url: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        """Apply only the first migration; returns the names applied."""
+        ...
+
+    def add_collection(self, url: str) -> None:
+        """Insert collection ``c`` of tenant ``t`` with plain SQL."""
+        ...
+
+    def applied(self, url: str) -> list[str]:
+        """Migration names recorded, in the order applied."""
+        ...
+
+
+class SqliteSchema:
+    def migrate_first_only(self, url: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        path = Path(database_path(url))
+        path.parent.mkdir(parents=True)
+        monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            return schema.migrate(conn)
+
+    def add_collection(self, url: str) -> None:
+        with closing(sqlite3.connect(database_path(url), isolation_level=None)) as conn:
+            conn.execute(
+                "INSERT INTO collections (tenant, name, version, created_at) "
+                "VALUES ('t', 'c', 1, 'x')"
+            )
+
+    def applied(self, url: str) -> list[str]:
+        with closing(sqlite3.connect(database_path(url))) as conn:
+            return [n for (n,) in conn.execute("SELECT name FROM migrations ORDER BY rowid")]
+
+
+class PostgresSchema:
+    def migrate_first_only(self, url: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        monkeypatch.setattr(postgres_schema, "MIGRATIONS", postgres_schema.MIGRATIONS[:1])
+        with psycopg.connect(url, autocommit=True) as conn:
+            return postgres_schema.migrate(conn)
+
+    def add_collection(self, url: str) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO collections (tenant, name, version) VALUES ('t', 'c', 1)")
+
+    def applied(self, url: str) -> list[str]:
+        with psycopg.connect(url) as conn:
+            return [n for (n,) in conn.execute("SELECT name FROM migrations ORDER BY seq")]
+
+
+SCHEMAS: dict[str, tuple[Schema, list[str]]] = {
+    "sqlite": (SqliteSchema(), [name for name, _ in schema.MIGRATIONS]),
+    "postgresql": (PostgresSchema(), [name for name, _ in postgres_schema.MIGRATIONS]),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return BACKENDS[backend](request, tmp_path)
+
+
+@pytest.fixture
+def open_one(store_url: str) -> Iterator[Callable[[], Store]]:
+    """Opens store instances on one database; all are closed after the test."""
+    opened: list[Store] = []
+
+    def open_store_instance() -> Store:
+        store = open_store(StoreSettings(url=store_url, busy_timeout_ms=10_000))
+        opened.append(store)
+        return store
+
+    yield open_store_instance
+    for store in opened:
+        store.close()
 
 
 def key(key_id: str, tenant: str = "acme", created_at: str = "") -> ApiKeyRecord:
@@ -21,8 +127,8 @@ def key(key_id: str, tenant: str = "acme", created_at: str = "") -> ApiKeyRecord
 
 
 @pytest.fixture
-def accounts(open_sqlite: Callable[[], SqliteStore]) -> AccountStore:
-    return open_sqlite().accounts
+def accounts(open_one: Callable[[], Store]) -> AccountStore:
+    return open_one().accounts
 
 
 def test_add_then_find_returns_the_record(accounts: AccountStore) -> None:
@@ -143,20 +249,19 @@ def test_tenant_llm_upsert_get_delete(accounts: AccountStore) -> None:
     assert accounts.get_tenant_llm("acme") is None
 
 
-def test_ping_succeeds_then_fails_once_closed(open_sqlite: Callable[[], SqliteStore]) -> None:
+def test_ping_succeeds_then_fails_once_closed(open_one: Callable[[], Store]) -> None:
     """ping is a round trip to the database; a closed store is unavailable."""
-    store = open_sqlite()
+    store = open_one()
     store.ping()
+    store.accounts.ping()
     store.close()
     with pytest.raises(BackendUnavailable):
         store.ping()
 
 
-def test_writes_are_seen_by_another_store_on_the_file(
-    open_sqlite: Callable[[], SqliteStore],
-) -> None:
-    """Two stores on one file (two processes) see each other's key and usage writes."""
-    first, second = open_sqlite(), open_sqlite()
+def test_writes_are_seen_by_another_store_on_the_database(open_one: Callable[[], Store]) -> None:
+    """Two stores on one database (two processes) see each other's key and usage writes."""
+    first, second = open_one(), open_one()
     first.accounts.add_api_key(key("k1"))
     first.accounts.record_usage("acme", "2024-03-01", questions=1)
     second.accounts.record_usage("acme", "2024-03-01", questions=1)
@@ -165,21 +270,19 @@ def test_writes_are_seen_by_another_store_on_the_file(
 
 
 def test_accounts_migration_upgrades_an_m001_database(
-    db_path: Path, open_sqlite: Callable[[], SqliteStore], monkeypatch: pytest.MonkeyPatch
+    backend: str,
+    store_url: str,
+    open_one: Callable[[], Store],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Opening a database that has only m001 applies m002_accounts and keeps its data."""
-    db_path.parent.mkdir(parents=True)
-    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
-    with closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
-        assert schema.migrate(conn) == ["m001_initial"]
-        conn.execute(
-            "INSERT INTO collections (tenant, name, version, created_at) VALUES ('t', 'c', 1, 'x')"
-        )
+    helper, every = SCHEMAS[backend]
+    assert helper.migrate_first_only(store_url, monkeypatch) == ["m001_initial"]
+    helper.add_collection(store_url)
     monkeypatch.undo()
-    store = open_sqlite()
-    with closing(sqlite3.connect(db_path)) as conn:
-        names = [n for (n,) in conn.execute("SELECT name FROM migrations ORDER BY rowid")]
-    assert names == [name for name, _ in schema.MIGRATIONS]
+    store = open_one()
+    names = helper.applied(store_url)
+    assert names == every
     assert names[:2] == ["m001_initial", "m002_accounts"]
     assert [c.name for c in store.list_collections("t")] == ["c"]
     store.accounts.add_api_key(key("k1"))

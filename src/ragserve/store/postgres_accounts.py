@@ -1,0 +1,137 @@
+"""The ``AccountStore`` on the server store's database (tables from ``m002_accounts``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+from psycopg import errors
+
+from ragserve.errors import Conflict, KeyNotFound
+from ragserve.store.accounts import check_counts, check_day, check_range
+from ragserve.store.postgres_connections import PostgresPool
+from ragserve.store.schema import utc_now
+from ragserve.types import ApiKeyRecord, Scope, TenantLLMRecord, UsageDay
+
+_KEY_COLUMNS = "key_id, tenant, key_hash, scopes, name, created_at, revoked_at"
+_COUNTS = ("questions", "searches", "prompt_tokens", "completion_tokens", "documents", "chunks")
+_LLM_COLUMNS = "tenant, base_url, model, api_key_encrypted, updated_at"
+
+
+class PostgresAccountStore:
+    """API keys, usage rows and tenant LLM settings, sharing the store's connection pool."""
+
+    def __init__(self, pool: PostgresPool) -> None:
+        self._pool = pool
+
+    # -- API keys ----------------------------------------------------------------------------
+
+    def add_api_key(self, record: ApiKeyRecord) -> None:
+        values = (record.key_id, record.tenant, record.key_hash, ",".join(record.scopes),
+                  record.name, record.created_at or utc_now(), record.revoked_at)  # fmt: skip
+        with self._pool.transaction(write=True) as conn:
+            try:
+                conn.execute(
+                    f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    values,
+                )
+            except errors.UniqueViolation as exc:
+                raise Conflict(f"an API key with id {record.key_id!r} already exists") from exc
+
+    def find_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        with self._pool.transaction() as conn:
+            row = conn.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = %s", (key_id,)
+            ).fetchone()
+        return None if row is None else _key_from_row(row)
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKeyRecord]:
+        with self._pool.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE %s::text IS NULL OR tenant = %s "
+                'ORDER BY created_at COLLATE "C", seq',
+                (tenant, tenant),
+            ).fetchall()
+        return [_key_from_row(row) for row in rows]
+
+    def revoke_api_key(self, key_id: str, *, tenant: str | None = None) -> ApiKeyRecord:
+        with self._pool.transaction(write=True) as conn:
+            row = conn.execute(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, %s) WHERE key_id = %s "
+                f"AND (%s::text IS NULL OR tenant = %s) RETURNING {_KEY_COLUMNS}",
+                (utc_now(), key_id, tenant, tenant),
+            ).fetchone()
+        if row is None:  # another tenant's key does not exist for this tenant
+            raise KeyNotFound(f"API key {key_id!r} not found")
+        return _key_from_row(row)
+
+    # -- usage -------------------------------------------------------------------------------
+
+    def record_usage(
+        self,
+        tenant: str,
+        day: str,
+        *,
+        questions: int = 0,
+        searches: int = 0,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        documents: int = 0,
+        chunks: int = 0,
+    ) -> None:
+        check_day(day)
+        counts = (questions, searches, prompt_tokens, completion_tokens, documents, chunks)
+        if not check_counts(counts):
+            return
+        added = ", ".join(f"{c} = usage.{c} + excluded.{c}" for c in _COUNTS)
+        with self._pool.transaction(write=True) as conn:
+            conn.execute(
+                f"INSERT INTO usage (tenant, day, {', '.join(_COUNTS)}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                f"ON CONFLICT (tenant, day) DO UPDATE SET {added}",
+                (tenant, day, *counts),
+            )
+
+    def usage(self, tenant: str, *, since: str, until: str) -> list[UsageDay]:
+        check_range(since, until)
+        with self._pool.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT tenant, day, {', '.join(_COUNTS)} FROM usage "
+                "WHERE tenant = %s AND day BETWEEN %s AND %s ORDER BY day",
+                (tenant, since, until),
+            ).fetchall()
+        return [UsageDay(*row) for row in rows]
+
+    # -- tenant LLM --------------------------------------------------------------------------
+
+    def set_tenant_llm(self, record: TenantLLMRecord) -> None:
+        with self._pool.transaction(write=True) as conn:
+            conn.execute(
+                f"INSERT INTO tenant_llm ({_LLM_COLUMNS}) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (tenant) DO UPDATE SET base_url = excluded.base_url, "
+                "model = excluded.model, api_key_encrypted = excluded.api_key_encrypted, "
+                "updated_at = excluded.updated_at",
+                (record.tenant, record.base_url, record.model, record.api_key_encrypted,
+                 record.updated_at or utc_now()),
+            )  # fmt: skip
+
+    def get_tenant_llm(self, tenant: str) -> TenantLLMRecord | None:
+        with self._pool.transaction() as conn:
+            row = conn.execute(
+                f"SELECT {_LLM_COLUMNS} FROM tenant_llm WHERE tenant = %s", (tenant,)
+            ).fetchone()
+        return None if row is None else TenantLLMRecord(*row)
+
+    def delete_tenant_llm(self, tenant: str) -> bool:
+        with self._pool.transaction(write=True) as conn:
+            cursor = conn.execute("DELETE FROM tenant_llm WHERE tenant = %s", (tenant,))
+            return cursor.rowcount > 0
+
+    def ping(self) -> None:
+        self._pool.ping()
+
+
+def _key_from_row(row: Sequence[Any]) -> ApiKeyRecord:
+    key_id, tenant, key_hash, scopes, name, created_at, revoked_at = row
+    parsed = tuple(cast(Scope, s) for s in scopes.split(",") if s)  # written by add_api_key
+    return ApiKeyRecord(key_id, tenant, key_hash, parsed, name, created_at, revoked_at)
