@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO, get_args
 
 import structlog
 from prometheus_client import (
@@ -30,7 +30,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from ragserve.types import JobState
+from ragserve.types import JobKind, JobState
 
 if TYPE_CHECKING:
     from ragserve.cache.base import LevelStats
@@ -127,6 +127,10 @@ class Metrics:
         for kind in RATE_LIMIT_KINDS:
             self.rate_limited.labels(kind)
         self.breaker_open.labels("limits")
+        for job_kind in get_args(JobKind):
+            self.jobs_submitted.labels(job_kind)
+            for state in ("succeeded", "failed", "cancelled"):
+                self.jobs_finished.labels(job_kind, state)
 
     def breaker_changed(self, dependency: str) -> Callable[[str, str], None]:
         """A ``CircuitBreaker`` ``on_change`` callback that keeps ``breaker_open`` current."""

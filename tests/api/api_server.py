@@ -25,7 +25,7 @@ import pytest
 
 from ragserve.config import StoreSettings
 from ragserve.security.keys import ApiKeys
-from ragserve.store import open_store
+from ragserve.store import Store, open_store
 
 RAGSERVE = Path(sys.executable).parent / "ragserve"
 
@@ -64,9 +64,13 @@ class ApiServer:
     log_paths: list[Path] = field(default_factory=list)
     _keys: dict[tuple[str, str], str] = field(default_factory=dict)
 
-    def create_key(self, tenant: str, scopes: str = "read,write,admin") -> str:
+    def open_store(self) -> Store:
+        """The store the server uses (the caller closes it)."""
         url = self.store_url or f"sqlite:///{self.data_dir / 'ragserve.db'}"
-        store = open_store(StoreSettings(url=url))
+        return open_store(StoreSettings(url=url))
+
+    def create_key(self, tenant: str, scopes: str = "read,write,admin") -> str:
+        store = self.open_store()
         try:
             key, _ = ApiKeys(store.accounts).create(tenant, scopes.split(","))
         finally:

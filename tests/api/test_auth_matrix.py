@@ -18,7 +18,6 @@ import httpx
 import pytest
 from api_server import ApiServer
 
-from ragserve.store.sqlite import SqliteStore
 from ragserve.types import JobRecord
 
 Scope = Literal["read", "write", "admin"]
@@ -118,7 +117,7 @@ class Tenant:
             self.collection(),
             payload={"question": f"When is the tide in {self.marker}?"},
         )
-        store = SqliteStore(self.server.data_dir / "ragserve.db")
+        store = self.server.open_store()
         try:
             store.jobs.create([job])
         finally:
