@@ -19,6 +19,7 @@ Per store and mode: 20 warm-up searches with SciFact queries outside the test sp
 figures only from a quiet machine.
 
     python benchmarks/store_compare.py [--data DIR] [--postgres-url URL] [--modes bm25,dense,hybrid]
+        [--docs N]   # a quick run: the judged documents plus N others, not the whole corpus
 """
 
 from __future__ import annotations
@@ -210,6 +211,17 @@ def fill_cache(embedder: CachedEmbedder, dataset: Any, tmp: Path) -> None:
         service.close()
 
 
+def subset(dataset: Any, others: int) -> Any:
+    """The dataset with only the judged documents plus the first ``others`` unjudged ones."""
+    from ragserve.eval.beir import BeirDataset
+
+    judged = {doc for relevant in dataset.qrels.values() for doc in relevant}
+    extra = [doc for doc in dataset.corpus if doc not in judged][:others]
+    keep = judged | set(extra)
+    corpus = {k: v for k, v in dataset.corpus.items() if k in keep}
+    return BeirDataset(corpus=corpus, queries=dataset.queries, qrels=dataset.qrels)
+
+
 def print_table(results: dict[str, dict[str, Any]], modes: Sequence[str]) -> None:
     print(f"\n{'store':22s} {'ingest s':>9s} {'chunks':>7s}", end="")
     for mode in modes:
@@ -236,11 +248,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="BEIR SciFact folder")
     parser.add_argument("--postgres-url", default=None, help="a server with pgvector ≥ 0.8")
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--docs", type=int, default=None, help="judged documents + N others")
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
     from ragserve.eval.beir import load_beir
 
     dataset = load_beir(scifact_dir(args.data), "test")
+    if args.docs is not None:
+        dataset = subset(dataset, args.docs)
+    log(f"SciFact: {len(dataset.corpus)} documents, {len(dataset.queries)} test queries")
     warmup = warmup_queries(scifact_dir(args.data), set(dataset.queries))
     embedder = CachedEmbedder(base_embedder(), CACHE_DIR / "store_compare")
     results: dict[str, dict[str, Any]] = {}

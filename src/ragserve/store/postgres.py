@@ -398,6 +398,12 @@ def _prepare(conninfo: str) -> TypeInfo:
             row = conn.execute(
                 "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
             ).fetchone()
+    except (errors.UndefinedFile, errors.FeatureNotSupported, errors.InsufficientPrivilege) as exc:
+        # CREATE EXTENSION vector: pgvector missing on the server, or not ours to install.
+        raise ConfigError(
+            f"{describe(conninfo)}: {str(exc).strip()}; the store needs pgvector 0.8 or newer "
+            "on the server, and a superuser to run CREATE EXTENSION vector once in the database"
+        ) from exc
     except psycopg.Error as exc:
         raise backend_error(exc, describe(conninfo)) from exc
     version = tuple(int(part) for part in str(row[0] if row else "0").split(".")[:2])

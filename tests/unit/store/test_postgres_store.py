@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pg import DatabaseFactory, EmbeddedPostgres, free_port
+from pg import DatabaseFactory, EmbeddedPostgres, free_port, with_database
 from ragserve.errors import BackendTimeout, BackendUnavailable, ConfigError, InputError
 from ragserve.retrieve.filters import parse_filter
 from ragserve.store.postgres import PostgresStore
@@ -161,6 +162,39 @@ def test_an_index_left_invalid_by_an_interrupted_build_is_built_again(
         ).fetchone()
     assert valid == (True,)
     assert second.dense_search(T, "c", doc[2][0], limit=1)[0].chunk.id == doc[1][0].id
+
+
+def test_stores_meeting_a_new_width_at_once_build_one_index(
+    open_postgres: Callable[..., PostgresStore], postgres_url: str
+) -> None:
+    """Four stores putting the first 24-dimensional documents at the same moment all succeed
+    (index builders wait for each other without deadlocking) and one index serves them."""
+    stores = [open_postgres() for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def put_first(i: int) -> None:
+        try:
+            stores[i].ensure_collection(T, f"c{i}")
+            doc = random_doc(f"d{i}", 3, 24, np.random.default_rng(i))
+            barrier.wait()
+            stores[i].put_document(T, f"c{i}", *doc)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=put_first, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute(
+            "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c "
+            "ON c.oid = i.indexrelid WHERE c.relname LIKE 'chunks_hnsw%'"
+        ).fetchall()
+    assert rows == [("chunks_hnsw_24", True)]
+    assert [s.get_collection(T, f"c{i}").chunk_count for i, s in enumerate(stores)] == [3] * 4
 
 
 BM25_TEXTS = [
@@ -310,6 +344,28 @@ def test_text_postgresql_cannot_store_is_an_input_error(
         with pytest.raises(InputError):
             store.put_document(T, "c", bad[0], bad[1], vectors)
     assert store.list_documents(T, "c") == []
+
+
+def test_a_database_without_pgvector_it_may_not_install_is_a_config_error(
+    postgres_databases: DatabaseFactory,
+) -> None:
+    """A user who may not CREATE EXTENSION vector gets a ConfigError saying what to do."""
+    name = f"plain_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_databases.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0").format(
+                sql.Identifier(name), sql.Identifier(name)
+            )
+        )
+    url = with_database(postgres_databases.admin_url, name).replace("postgres@", f"{name}@")
+    try:
+        with pytest.raises(ConfigError, match="CREATE EXTENSION vector"):
+            PostgresStore.from_url(url)
+    finally:
+        postgres_databases.drop(url)
+        with psycopg.connect(postgres_databases.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
 
 @pytest.mark.parametrize("options", ["?keyword_engine=fts5", "?pool_size=0", "?exact_max=x"])
