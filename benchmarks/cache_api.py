@@ -8,17 +8,19 @@ Every run is a fresh ``ragserve serve`` on one data dir (SciFact ``--docs`` inge
 the API once), the extractive generator, hybrid retrieval, default top_k; a throwaway
 ``redis-server`` on a free port is the L2 (the machine's own Redis is not touched):
 
-1. ``uncached``: ``RAGSERVE_CACHE__ENABLED=false``; users walk all SciFact queries, so every
-   request retrieves and generates.
+1. ``uncached``: ``RAGSERVE_CACHE__ENABLED=false``; users walk all SciFact queries, each with
+   a suffix that makes it unique (``RAGLOAD_UNIQUE``), so every request retrieves and
+   generates.
 2. ``cached-l1``: cache on (L1 + Redis). The ``--hot`` first queries are asked once, then the
    users walk only those: every request is an L1 hit.
 3. ``cached-l2``: the same Redis, L1 off (``L1_MAX_ENTRIES=0``): every request is a Redis
    hit, the cost of the shared level alone.
-4. ``redis-down``: cache on (L1 + Redis), the workload of ``uncached``; ``redis-server`` is
-   killed after a third of the run. Compared with ``uncached``: failures (goal: no 5xx) and
-   p50/p99 ratios (goal: at most 3x). Then Redis is started again on the same port and the
-   script times how long the running server takes to close its breaker (it probes Redis every
-   ``cache.breaker_reset_s``, 5 s) and checks that answers are written to Redis again.
+4. ``redis-down``: cache on (L1 + Redis), the workload of ``uncached`` (every lookup a miss);
+   ``redis-server`` is killed after a third of the run. Compared with ``uncached``: failures
+   (goal: no 5xx) and p50/p99 ratios (goal: at most 3x). Then Redis is started again on the
+   same port and the script times how long the running server takes to close its breaker (it
+   probes Redis every ``cache.breaker_reset_s``, 5 s) and checks that answers are written to
+   Redis again.
 
 Prints a table (client side, from locust), the cache's own counters per run (from
 ``/metrics``), the ratios, the recovery, and one JSON line. Exits 1 if a request failed.
@@ -168,8 +170,11 @@ def load(
     server: Server,
     client: httpx.Client,
     queries: list[str],
+    *,
+    unique: bool = False,
 ) -> dict[str, Any]:
-    """One headless locust run over ``queries``, with the cache counters' deltas."""
+    """One headless locust run over ``queries`` (``unique``: each sent once, with a suffix),
+    with the cache counters' deltas."""
     path = work / f"{label}.queries.json"
     path.write_text(json.dumps(queries), encoding="utf-8")
     env = {
@@ -177,6 +182,7 @@ def load(
         "RAGLOAD_QUERIES": str(path),
         "RAGLOAD_COLLECTION": COLLECTION,
         "RAGLOAD_ROUTE": QUERY_ROUTE,
+        "RAGLOAD_UNIQUE": "1" if unique else "0",
     }
     run = LoadRun(args.locust, server, client, work, env, route=QUERY_ROUTE)
     before = cache_counters(client)
@@ -203,7 +209,7 @@ def measure(args: argparse.Namespace, work: Path, data: Path) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     with serving(args, work, "uncached", NO_CACHE) as (server, client):
         warm(client, queries[-args.warmup :])
-        runs.append(load(args, work, "uncached", server, client, queries))
+        runs.append(load(args, work, "uncached", server, client, queries, unique=True))
     with throwaway_redis(work) as redis:
         cached = {"RAGSERVE_CACHE__REDIS_URL": redis.url}
         with serving(args, work, "cached-l1", cached) as (server, client):
@@ -220,7 +226,7 @@ def measure(args: argparse.Namespace, work: Path, data: Path) -> dict[str, Any]:
             warm(client, queries[-args.warmup :])
             kill = threading.Timer(args.duration / 3, redis.stop)
             kill.start()
-            runs.append(load(args, work, "redis-down", server, client, queries))
+            runs.append(load(args, work, "redis-down", server, client, queries, unique=True))
             kill.join()
             recovery = recover(client, redis)
     return {

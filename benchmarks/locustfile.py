@@ -10,6 +10,7 @@ RAGLOAD_COLLECTION   the collection to search
 RAGLOAD_USERS        how many users the run starts, to spread their starting queries
 RAGLOAD_MODE         optional retrieval mode (default: the server's)
 RAGLOAD_ROUTE        /v1/search (default) or /v1/query
+RAGLOAD_UNIQUE       1: append " (<user>.<n>)" to every query, so none repeats (no cache hit)
 
 User ``n`` starts at query ``n * len(queries) // users`` and walks forward, so no user repeats
 a query unless it sends more requests than there are queries.
@@ -31,6 +32,7 @@ COLLECTION = os.environ["RAGLOAD_COLLECTION"]
 USERS = max(1, int(os.environ.get("RAGLOAD_USERS", "1")))
 MODE = os.environ.get("RAGLOAD_MODE") or None
 ROUTE = os.environ.get("RAGLOAD_ROUTE", "/v1/search")
+UNIQUE = os.environ.get("RAGLOAD_UNIQUE") == "1"
 _user_numbers = itertools.count()
 
 
@@ -40,7 +42,9 @@ class SearchUser(FastHttpUser):
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        self.position = next(_user_numbers) * len(QUERIES) // USERS
+        self.number = next(_user_numbers)
+        self.position = self.number * len(QUERIES) // USERS
+        self.sent = 0
 
     @task
     def search(self) -> None:
@@ -61,4 +65,5 @@ class SearchUser(FastHttpUser):
     def next_query(self) -> str:
         query = QUERIES[self.position % len(QUERIES)]
         self.position += 1
-        return query
+        self.sent += 1
+        return f"{query} ({self.number}.{self.sent})" if UNIQUE else query
