@@ -19,6 +19,8 @@ from typing import Protocol
 
 from ragserve.types import JobRecord, JobState
 
+WORKER_LOST = "worker lost: its lease expired before the job finished"
+
 
 class JobStore(Protocol):
     def create(self, jobs: Sequence[JobRecord]) -> list[JobRecord]:

@@ -36,6 +36,9 @@ import numpy.typing as npt
 
 from ragserve.store.vectors import Ids, ids, key_positions
 
+PATCH_MIN = 1000
+"""A catch-up adding more chunks than this and than the index holds reloads it instead."""
+
 K1 = 1.2
 B = 0.75
 COMPACT_FRACTION = 0.25

@@ -80,7 +80,7 @@ from ragserve.store.postgres_writes import (
     remove_chunks,
     write_document,
 )
-from ragserve.store.sqlite_rows import chunk_rows, dumps
+from ragserve.store.rows import chunk_rows, dumps
 from ragserve.types import Chunk, CollectionInfo, DocumentRecord, Hit, IngestStatus, Matrix
 
 KeywordEngine = Literal["memory", "tsvector"]

@@ -19,8 +19,8 @@ import psycopg
 from psycopg import errors
 
 from ragserve.errors import Conflict, InvalidQuery, JobNotFound, LeaseLost
+from ragserve.store.jobs import WORKER_LOST
 from ragserve.store.postgres_connections import PostgresPool
-from ragserve.store.sqlite_jobs import WORKER_LOST
 from ragserve.types import JOB_STATES, JobKind, JobRecord, JobState
 
 _COLUMNS = (

@@ -10,12 +10,10 @@ import numpy as np
 from psycopg import ServerCursor, sql
 
 from ragserve.retrieve.filters import Filter
-from ragserve.store.lexical import BUILD_BATCH, LexicalIndex, TermsDelta
+from ragserve.store.lexical import BUILD_BATCH, PATCH_MIN, LexicalIndex, TermsDelta
 from ragserve.store.postgres_connections import Connection
 from ragserve.store.postgres_filters import filter_sql
-from ragserve.store.sqlite_filters import Rows
-from ragserve.store.sqlite_lexical import PATCH_MIN
-from ragserve.store.vectors import Ids, ids
+from ragserve.store.vectors import Ids, Rows, ids
 
 Cursor = ServerCursor[Any]
 

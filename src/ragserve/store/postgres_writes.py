@@ -9,7 +9,7 @@ from typing import Any
 
 from ragserve.store.postgres_connections import Connection
 from ragserve.store.postgres_rows import lexemes
-from ragserve.store.sqlite_rows import ChunkRows
+from ragserve.store.rows import ChunkRows
 from ragserve.types import DocumentRecord
 
 _INSERT_CHUNK = (

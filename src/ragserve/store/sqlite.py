@@ -33,6 +33,7 @@ from ragserve.store.accounts import AccountStore
 from ragserve.store.derived import DerivedCache
 from ragserve.store.jobs import JobStore
 from ragserve.store.lexical import LexicalIndex, TermsDelta
+from ragserve.store.rows import ChunkRows, chunk_rows, dumps
 from ragserve.store.schema import create_fts_table, fts_table, migrate, utc_now
 from ragserve.store.sqlite_accounts import SqliteAccountStore
 from ragserve.store.sqlite_connections import ConnectionPool, database_path
@@ -43,11 +44,8 @@ from ragserve.store.sqlite_matrix import changes_since, load_matrix
 from ragserve.store.sqlite_rows import (
     CHUNK_SELECT,
     DOCUMENT_COLUMNS,
-    ChunkRows,
     chunk_from_row,
-    chunk_rows,
     document_from_row,
-    dumps,
     hits,
 )
 from ragserve.store.vectors import Ids, VectorCache, ids

@@ -12,11 +12,10 @@ from __future__ import annotations
 import math
 import sqlite3
 from dataclasses import dataclass
-from typing import Protocol
 
 from ragserve.errors import InvalidQuery
 from ragserve.retrieve.filters import Condition, Filter, Scalar
-from ragserve.store.vectors import Ids, ids
+from ragserve.store.vectors import Ids, Rows, ids
 
 _COLUMNS = {
     "source": "d.source",
@@ -47,18 +46,6 @@ def filter_sql(filters: Filter) -> SqlFilter:
         params.extend(values)
     needs_chunks = any(c.field in _CHUNK_FIELDS for c in filters.conditions)
     return SqlFilter(" AND ".join(clauses) or "1", tuple(params), needs_chunks)
-
-
-class Rows(Protocol):
-    """An in-memory index whose rows are chunks, addressed by position."""
-
-    def positions(self, keys: Ids) -> Ids:
-        """Positions of the rows of these chunk keys (keys not indexed are skipped)."""
-        ...
-
-    def positions_of_documents(self, documents: Ids) -> Ids:
-        """Positions of the rows of every chunk of these documents."""
-        ...
 
 
 def allowed_positions(

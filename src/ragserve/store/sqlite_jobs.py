@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from ragserve.errors import Conflict, InvalidQuery, JobNotFound, LeaseLost
+from ragserve.store.jobs import WORKER_LOST
 from ragserve.store.sqlite_connections import ConnectionPool
 from ragserve.types import JOB_STATES, JobKind, JobRecord, JobState
 
@@ -22,7 +23,6 @@ _COLUMNS = (
     "started_at, finished_at"
 )
 _FINAL_STATES = ("succeeded", "failed", "cancelled")
-WORKER_LOST = "worker lost: its lease expired before the job finished"
 
 
 class SqliteJobStore:

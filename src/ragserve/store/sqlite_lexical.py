@@ -11,16 +11,13 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from ragserve.retrieve.filters import Filter
-from ragserve.store.lexical import BUILD_BATCH, LexicalIndex, TermsDelta
+from ragserve.store.lexical import BUILD_BATCH, PATCH_MIN, LexicalIndex, TermsDelta
 from ragserve.store.schema import fts_table
 from ragserve.store.sqlite_changes import net_change
 from ragserve.store.sqlite_filters import filter_sql
 from ragserve.store.sqlite_rows import hits, match_expression
 from ragserve.store.vectors import Ids, ids
 from ragserve.types import Hit
-
-PATCH_MIN = 1000
-"""A catch-up adding more chunks than this and than the index holds reloads it instead."""
 
 
 def load_lexicon(conn: sqlite3.Connection, collection_id: int, version: int) -> LexicalIndex:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,18 @@ def key_positions(sorted_keys: Ids, keys: Ids) -> Ids:
     inside = found < sorted_keys.size
     found, wanted = found[inside], keys[inside]
     return ids(found[sorted_keys[found] == wanted])
+
+
+class Rows(Protocol):
+    """An in-memory index whose rows are chunks, addressed by position."""
+
+    def positions(self, keys: Ids) -> Ids:
+        """Positions of the rows of these chunk keys (keys not indexed are skipped)."""
+        ...
+
+    def positions_of_documents(self, documents: Ids) -> Ids:
+        """Positions of the rows of every chunk of these documents."""
+        ...
 
 
 @dataclass(frozen=True)
