@@ -11,7 +11,7 @@ LLAMA_WHEELS ?= $(HOME)/.cache/ragserve/wheels
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF
 LLAMA_WHEEL = $(wildcard $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl)
 
-.PHONY: install install-dev llama-wheel serve demo bench-api test test-cluster test-fast lint format bench eval-scifact clean
+.PHONY: install install-dev llama-wheel serve demo bench-api bench-scaleout test test-cluster test-fast lint format bench eval-scifact clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,15 @@ format:
 bench: install
 	$(BIN)/python benchmarks/ingest_throughput.py
 	$(BIN)/python benchmarks/query_latency.py
+
+## bench-scaleout: cache through the API, Celery ingestion with 1 and 2 workers, PostgreSQL vs SQLite
+bench-scaleout: install-dev
+	@[ -x .venv-bench/bin/locust ] || ($(PYTHON) -m venv .venv-bench && \
+	  .venv-bench/bin/pip install -q --disable-pip-version-check locust==2.47.0)
+	$(BIN)/python benchmarks/cache_api.py --users 16 --duration 30 --data-dir benchmarks/.cache/cache_api
+	$(BIN)/python benchmarks/ingest_jobs.py --n 300 --workers 1 2
+	$(BIN)/python benchmarks/store_compare.py
+	$(BIN)/python benchmarks/semantic_cache.py
 
 ## bench-api: /v1/search under 32 concurrent locust users (locust in its own venv, .venv-bench)
 bench-api: install
