@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -42,8 +43,18 @@ class RedisProcess:
                 time.sleep(0.05)
         pytest.fail(f"redis-server on port {self.port} did not start", pytrace=False)
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open but nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)  # a paused server dies on SIGKILL too
             self.process.kill()
             self.process.wait()
             self.process = None

@@ -175,3 +175,31 @@ def test_the_breaker_skips_a_dead_redis_and_recovers_by_itself(
     assert level.breaker.state == "closed"
     assert level.get(f"{prefix}k") == b"again"
     level.close()
+
+
+def test_a_hung_redis_costs_one_timeout_per_call_until_the_breaker_opens(
+    redis_process: RedisProcess, prefix: str
+) -> None:
+    """Redis frozen (SIGSTOP: connected, never answering): each of the first calls waits at
+    most the timeout, then the breaker skips Redis; thawed, a probe closes the breaker."""
+    level = RedisLevel(
+        redis_client(redis_process.url, 0.05), breaker_failures=3, breaker_reset_s=0.5
+    )
+    level.set(f"{prefix}k", b"v", 60)
+    redis_process.pause()
+    try:
+        durations = []
+        for _ in range(20):
+            started = time.perf_counter()
+            assert level.get(f"{prefix}k") is None
+            durations.append(time.perf_counter() - started)
+        stats = level.stats()
+    finally:
+        redis_process.resume()
+    assert max(durations) < 0.25, durations  # 50 ms timeout, plus scheduling slack
+    assert sum(durations) < 1.0
+    assert (stats.breaker, stats.errors, stats.skipped) == ("open", 3, 17)
+    time.sleep(0.6)
+    assert level.get(f"{prefix}k") == b"v"  # the probe, answered by the thawed server
+    assert level.breaker.state == "closed"
+    level.close()
