@@ -243,6 +243,15 @@ class JobService:
         return tenant or self._service.settings.tenant
 
 
+def answered_tokens(job: JobRecord) -> tuple[int, int]:
+    """``(prompt, completion)`` tokens a succeeded question job's answer used; ``(0, 0)`` for
+    any other job. Whoever ran the job charges them to the tenant's daily token quota."""
+    if job.kind != "query" or job.state != "succeeded" or not job.result:
+        return 0, 0
+    usage = job.result["usage"]
+    return int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+
+
 def answer_json(answer: Answer) -> dict[str, Any]:
     """An answer as the API's ``QueryResponse`` JSON (the result of a query job)."""
     sources = [

@@ -19,7 +19,8 @@ from typing import Any
 from celery import Celery, Task, signals
 
 from ragserve.config import Settings
-from ragserve.errors import InvalidQuery
+from ragserve.errors import BackendUnavailable, InvalidQuery
+from ragserve.job_service import answered_tokens
 from ragserve.jobs.celery_app import (
     INGEST_TASK,
     QUERY_TASK,
@@ -28,19 +29,25 @@ from ragserve.jobs.celery_app import (
     retry_countdown,
 )
 from ragserve.jobs.reconciler import Reconciler
+from ragserve.observability import get_logger
+from ragserve.security.limiting import Limiter
 from ragserve.service import RagService, build_service
 from ragserve.store import open_store
 from ragserve.store.base import Store
+from ragserve.types import JobRecord
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+log = get_logger("ragserve.worker")
 
 
 class _Process:
-    """What one worker process holds: its service (built on first use) and its worker id."""
+    """What one worker process holds: its service and limiter (built on first use) and its
+    worker id."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._service: RagService | None = None
+        self._limiter: Limiter | None = None
         self._pid = 0
         self._lock = threading.Lock()
         self.worker = ""
@@ -54,6 +61,19 @@ class _Process:
                 self.worker = f"celery:{host}:{self._pid}:{uuid.uuid4().hex[:8]}"
             return self._service
 
+    def charge_tokens(self, job: JobRecord | None) -> None:
+        """Charge an answered question's tokens to its tenant's daily quota, on the limits
+        storage the API replicas share (``security.limits_url``)."""
+        prompt, completion = answered_tokens(job) if job is not None else (0, 0)
+        if job is None or not prompt + completion:
+            return
+        if self._limiter is None:
+            self._limiter = Limiter(self.settings.security)
+        try:
+            self._limiter.charge_tokens(job.tenant, prompt + completion)
+        except BackendUnavailable:  # the answer stands; only the quota misses these tokens
+            log.warning("tokens_not_charged", job_id=job.id, tokens=prompt + completion)
+
 
 def create_worker_app(settings: Settings) -> Celery:
     """The Celery app with ragserve's tasks registered, and the reconciler wired in."""
@@ -65,6 +85,7 @@ def create_worker_app(settings: Settings) -> Celery:
             raise InvalidQuery(f"invalid job id {job_id!r}")
         service = process.service()
         outcome = service.jobs.run(job_id, process.worker)
+        process.charge_tokens(outcome.job)
         if outcome.retry and outcome.job is not None:
             countdown = retry_countdown(outcome.job.attempts, settings.jobs)
             raise task.retry(countdown=countdown, max_retries=None)  # attempts: the store's

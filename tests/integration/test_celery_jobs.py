@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +17,9 @@ from celery_workers import (
 )
 
 from ragserve.api.schemas import QueryResponse
-from ragserve.config import Settings
+from ragserve.config import SecuritySettings, Settings
 from ragserve.jobs.celery_app import CeleryQueue, make_celery
+from ragserve.security.limiting import Limiter
 from ragserve.service import RagService, build_service
 from ragserve.types import TextDocument
 
@@ -101,3 +103,38 @@ def test_a_transient_failure_is_retried_with_backoff_then_fails_with_the_reason(
     retries = [line for line in worker.log().splitlines() if '"job_retry"' in line]
     assert len(retries) == 3  # two back to the queue, the third failed for good
     assert "Retry in" in worker.log()  # Celery's own retry, with a countdown
+
+
+def test_a_workers_answer_is_charged_to_the_tenants_token_quota(
+    tmp_path: Path, model_cache: Path, gguf_path: Path
+) -> None:
+    """A question answered on a worker (a local LLM, limits on the shared Redis) counts its
+    tokens against the tenant's daily quota, as one answered by an API replica does."""
+    limits_url = "redis://127.0.0.1:6379/2"
+    tenant = f"charged-{uuid.uuid4().hex[:8]}"
+    settings = settings_for(tmp_path / "data", model_cache, job_settings(BROKERS["redis"]))
+    service = build_service(settings)
+    queue = CeleryQueue(make_celery(settings.jobs), settings.jobs)
+    limiter = Limiter(SecuritySettings(limits_url=limits_url))
+    extra = {
+        "RAGSERVE_LLM__PROVIDER": "llamacpp",
+        "RAGSERVE_LLM__MAX_TOKENS": "16",
+        "RAGSERVE_SECURITY__LIMITS_URL": limits_url,
+    }
+    try:
+        service.ingest_texts("planets", [TextDocument(s, t) for s, t in FACTS], tenant=tenant)
+        assert limiter.quota_status(tenant).tokens_used == 0
+        with running_worker(settings, tmp_path / "worker.log", extra_env=extra):
+            question = service.jobs.submit_query(
+                "planets", "What is the largest moon of Zarnak?", tenant=tenant
+            )
+            queue.submit([question])
+            (answered,) = wait_for_jobs(service, [question])
+    finally:
+        queue.close()
+        service.close()
+    assert answered.state == "succeeded", answered.error
+    assert answered.result is not None
+    usage = answered.result["usage"]
+    assert usage["completion_tokens"] > 0
+    assert limiter.quota_status(tenant).tokens_used == usage["total_tokens"]

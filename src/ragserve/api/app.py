@@ -19,6 +19,7 @@ from ragserve.api.deps import ApiContext
 from ragserve.api.errors import InternalErrorMiddleware, install_error_handlers
 from ragserve.api.routes import cache, collections, documents, health, jobs, query, tenant
 from ragserve.config import Settings
+from ragserve.job_service import answered_tokens
 from ragserve.jobs import RunOutcome, open_queue
 from ragserve.observability import (
     Metrics,
@@ -106,10 +107,10 @@ def _job_done(ctx: ApiContext, outcome: RunOutcome) -> None:
     result = job.result or {}
     if job.kind == "ingest" and job.state == "succeeded":
         ctx.metrics.observe_ingest([(str(result["status"]), int(result["chunks"]))])
-    if job.kind == "query" and job.state == "succeeded":
-        usage = result["usage"]
-        ctx.limiter.charge_tokens(job.tenant, int(usage["total_tokens"]))
-        ctx.metrics.observe_usage(int(usage["prompt_tokens"]), int(usage["completion_tokens"]))
+    prompt, completion = answered_tokens(job)
+    if prompt or completion:
+        ctx.limiter.charge_tokens(job.tenant, prompt + completion)
+        ctx.metrics.observe_usage(prompt, completion)
 
 
 def _warm(service: RagService) -> None:
