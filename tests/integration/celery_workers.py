@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ragserve.config import EmbedSettings, JobsSettings, Settings
+from ragserve.config import EmbedSettings, JobsSettings, Settings, StoreSettings
 from ragserve.service import RagService
 from ragserve.types import JobRecord
 
@@ -48,9 +48,15 @@ def job_settings(broker_url: str, **overrides: object) -> JobsSettings:
     return JobsSettings.model_validate(values | overrides)
 
 
-def settings_for(data_dir: Path, model_cache: Path, jobs: JobsSettings) -> Settings:
+def settings_for(
+    data_dir: Path, model_cache: Path, jobs: JobsSettings, store_url: str = ""
+) -> Settings:
+    """Settings for the test and its workers; ``store_url`` empty: SQLite in ``data_dir``."""
     return Settings(
-        data_dir=data_dir, embed=EmbedSettings(cache_dir=model_cache, threads=1), jobs=jobs
+        data_dir=data_dir,
+        store=StoreSettings(url=store_url),
+        embed=EmbedSettings(cache_dir=model_cache, threads=1),
+        jobs=jobs,
     )
 
 
@@ -63,6 +69,7 @@ def environment(settings: Settings, extra: dict[str, str] | None = None) -> dict
         "RAGSERVE_EMBED__CACHE_DIR": str(settings.embed.cache_dir),
         "RAGSERVE_EMBED__THREADS": "1",
         "RAGSERVE_SERVER__LOG_LEVEL": "INFO",
+        "RAGSERVE_STORE__URL": settings.store_url,
         **{f"RAGSERVE_JOBS__{k.upper()}": str(v) for k, v in jobs.model_dump().items()},
         **(extra or {}),
     }

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
+import psycopg
+import pytest
 from celery_workers import BROKERS, job_settings, running_worker, settings_for, wait_for_jobs
 
 from ragserve.jobs.celery_app import CeleryQueue, make_celery
@@ -36,12 +39,22 @@ def corpus() -> list[TextDocument]:
     return documents
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """The store the workers share: the embedded SQLite file, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return ""
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 def test_sigkill_mid_ingestion_loses_and_duplicates_nothing(
-    tmp_path: Path, model_cache: Path
+    tmp_path: Path, model_cache: Path, store_url: str
 ) -> None:
     """Kill -9 a worker after some documents are in; a new worker finishes the rest: 200
     succeeded jobs, at most 2 attempts each, chunk counts as expected, no duplicates."""
-    settings = settings_for(tmp_path / "data", model_cache, job_settings(BROKERS["redis"]))
+    jobs_settings = job_settings(BROKERS["redis"])
+    settings = settings_for(tmp_path / "data", model_cache, jobs_settings, store_url)
     service = build_service(settings)
     queue = CeleryQueue(make_celery(settings.jobs), settings.jobs)
     try:
@@ -105,19 +118,26 @@ def wait_for_a_big_job_mid_run(
     raise AssertionError("no long document was seen running")
 
 
+DUPLICATE_IDS = (
+    "SELECT count(*) - count(DISTINCT c.id) FROM chunks c JOIN collections k "
+    "ON k.id = c.collection_id WHERE k.name = 'harbour'"
+)
+DUPLICATE_TEXTS = (
+    "SELECT count(*) FROM (SELECT document_pk, text FROM chunks c JOIN collections k "
+    "ON k.id = c.collection_id WHERE k.name = 'harbour' "
+    "GROUP BY document_pk, text HAVING count(*) > 1) AS twice"
+)
+
+
 def duplicate_chunks(store_url: str) -> tuple[int, int]:
-    """Chunk ids stored twice, and (document, text) pairs stored twice, in the collection."""
-    conn = sqlite3.connect(store_url.removeprefix("sqlite:///"))
-    try:
-        (ids,) = conn.execute(
-            "SELECT count(*) - count(DISTINCT c.id) FROM chunks c JOIN collections k "
-            "ON k.id = c.collection_id WHERE k.name = 'harbour'"
-        ).fetchone()
-        (texts,) = conn.execute(
-            "SELECT count(*) FROM (SELECT document_pk, text FROM chunks c JOIN collections k "
-            "ON k.id = c.collection_id WHERE k.name = 'harbour' "
-            "GROUP BY document_pk, text HAVING count(*) > 1)"
-        ).fetchone()
-    finally:
-        conn.close()
+    """Chunk ids stored twice, and (document, text) pairs stored twice, in the collection,
+    counted by SQL in the store's own database."""
+    if store_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(store_url.removeprefix("sqlite:///"))) as conn:
+            (ids,) = conn.execute(DUPLICATE_IDS).fetchone()
+            (texts,) = conn.execute(DUPLICATE_TEXTS).fetchone()
+    else:
+        with psycopg.connect(store_url) as pg:
+            (ids,) = pg.execute(DUPLICATE_IDS).fetchone() or (None,)
+            (texts,) = pg.execute(DUPLICATE_TEXTS).fetchone() or (None,)
     return int(ids), int(texts)
