@@ -16,17 +16,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ragserve.blobs import BlobStore
 from ragserve.errors import InvalidQuery
 from ragserve.generate.condense import Turn
 from ragserve.ingestion import upload_name
 from ragserve.jobs.base import RunOutcome
 from ragserve.jobs.runner import Checkpoint, JobFailed, JobRunner
+from ragserve.store.jobs import JobStore
 from ragserve.types import Answer, IngestOutcome, JobKind, JobRecord, JobState, TextDocument
 
 if TYPE_CHECKING:
     from ragserve.service import RagService
 
 SNIPPET_CHARS = 600  # as the API's SourceOut
+STAGED_FOLDER = "jobs"
+"""Where uploads wait for their ingestion job, under the blob store's root."""
 
 
 class JobService:
@@ -35,7 +39,7 @@ class JobService:
     def __init__(self, service: RagService) -> None:
         self._service = service
         self.store = service.store.jobs
-        self.staged = service.blobs.under("jobs")
+        self.staged = service.blobs.under(STAGED_FOLDER)
         self.settings = service.settings.jobs
         self.runner = JobRunner(
             self.store,
@@ -184,8 +188,9 @@ class JobService:
         return outcome
 
     def reclaim(self, *, queued_for_s: float) -> list[JobRecord]:
-        """Jobs orphaned by a lost worker, or queued for ``queued_for_s``, to submit again."""
-        return self.store.reclaim(queued_for_s=queued_for_s)
+        """Jobs orphaned by a lost worker, or queued for ``queued_for_s`` (see
+        ``reclaim_jobs``)."""
+        return reclaim_jobs(self.store, self.staged, queued_for_s=queued_for_s)
 
     def _ingest(self, job: JobRecord, checkpoint: Checkpoint) -> dict[str, Any]:
         payload = job.payload
@@ -241,6 +246,17 @@ class JobService:
 
     def _tenant(self, tenant: str | None) -> str:
         return tenant or self._service.settings.tenant
+
+
+def reclaim_jobs(store: JobStore, staged: BlobStore, *, queued_for_s: float) -> list[JobRecord]:
+    """The reconciler's step: ``store.reclaim``, removing the staged upload of every job it
+    ended (a worker lost on the last attempt, or asked to cancel). Returns what it changed;
+    the ``queued`` jobs are to be submitted again."""
+    jobs = store.reclaim(queued_for_s=queued_for_s)
+    for job in jobs:
+        if job.terminal and job.kind == "ingest":
+            staged.delete(job.id)
+    return jobs
 
 
 def answered_tokens(job: JobRecord) -> tuple[int, int]:

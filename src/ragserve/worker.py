@@ -18,9 +18,10 @@ from typing import Any
 
 from celery import Celery, Task, signals
 
+from ragserve.blobs import BlobStore
 from ragserve.config import Settings
 from ragserve.errors import BackendUnavailable, InvalidQuery
-from ragserve.job_service import answered_tokens
+from ragserve.job_service import STAGED_FOLDER, answered_tokens, reclaim_jobs
 from ragserve.jobs.celery_app import (
     INGEST_TASK,
     QUERY_TASK,
@@ -101,9 +102,10 @@ def _wire_reconciler(app: Celery, settings: Settings) -> None:
 
     def started(**_: Any) -> None:
         store: Store = open_store(settings.store.model_copy(update={"url": settings.store_url}))
+        staged = BlobStore(settings.blobs_url, settings.blobs.storage_options).under(STAGED_FOLDER)
         queue = CeleryQueue(app, settings.jobs)
         reconciler = Reconciler(
-            lambda queued_for_s: store.jobs.reclaim(queued_for_s=queued_for_s),
+            lambda queued_for_s: reclaim_jobs(store.jobs, staged, queued_for_s=queued_for_s),
             queue.submit,
             interval_s=settings.jobs.reconcile_interval_s,
             requeue_after_s=settings.jobs.requeue_after_s,

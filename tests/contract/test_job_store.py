@@ -303,10 +303,10 @@ def test_reclaim_requeues_jobs_whose_worker_was_lost(store: Store) -> None:
     store.jobs.claim(last.id, "dead", lease_s=0.05)
     store.jobs.claim(live.id, "alive", lease_s=LEASE_S)
     time.sleep(0.15)
-    reclaimed = store.jobs.reclaim(queued_for_s=3600)
-    assert [j.id for j in reclaimed] == [lost.id]
-    assert (reclaimed[0].state, reclaimed[0].attempts, reclaimed[0].worker) == ("queued", 1, None)
-    assert "worker lost" in (reclaimed[0].error or "")
+    reclaimed = {j.id: j for j in store.jobs.reclaim(queued_for_s=3600)}
+    assert {i: j.state for i, j in reclaimed.items()} == {lost.id: "queued", last.id: "failed"}
+    assert (reclaimed[lost.id].attempts, reclaimed[lost.id].worker) == (1, None)
+    assert "worker lost" in (reclaimed[lost.id].error or "")
     failed = store.jobs.get(T1, last.id)
     assert failed.state == "failed"
     assert "worker lost" in (failed.error or "")
@@ -319,13 +319,17 @@ def test_reclaim_requeues_jobs_whose_worker_was_lost(store: Store) -> None:
 
 
 def test_reclaim_cancels_an_orphan_that_was_asked_to_stop(store: Store) -> None:
-    """An orphaned job with a cancel request ends cancelled rather than queued again."""
+    """An orphaned job with a cancel request ends cancelled rather than queued again (and is
+    returned, ended, so its staged input can go)."""
     record = created(store)
     store.jobs.claim(record.id, "dead", lease_s=0.05)
     store.jobs.cancel(T1, record.id)
     time.sleep(0.15)
-    assert store.jobs.reclaim(queued_for_s=3600) == []
+    assert [(j.id, j.state) for j in store.jobs.reclaim(queued_for_s=3600)] == [
+        (record.id, "cancelled")
+    ]
     assert store.jobs.get(T1, record.id).state == "cancelled"
+    assert store.jobs.reclaim(queued_for_s=3600) == []
 
 
 def test_reclaim_returns_stale_queued_jobs_once_per_period(store: Store) -> None:
@@ -334,7 +338,7 @@ def test_reclaim_returns_stale_queued_jobs_once_per_period(store: Store) -> None
     time.sleep(1.05)  # a period long enough that a loaded machine still asks again within it
     assert [j.id for j in store.jobs.reclaim(queued_for_s=1.0)] == [record.id]
     assert store.jobs.reclaim(queued_for_s=1.0) == []
-    time.sleep(0.01)  # timestamps have millisecond resolution
+    # 0 s: every queued job, however recent (a start-up sweep picks up everything left)
     assert [j.id for j in store.jobs.reclaim(queued_for_s=0.0)] == [record.id]
     assert store.jobs.get(T1, record.id).state == "queued"
 

@@ -2,8 +2,9 @@
 
 A job's lease expires when its worker dies (SIGKILL, OOM, a lost machine); ``reclaim`` puts it
 back to ``queued`` (or ``failed`` after its last attempt) and returns it with any job whose
-queue message was lost. Every transition is a compare-and-set in the store, so any number of
-reconcilers (one per worker and API process) may run at once: no singleton to keep alive.
+queue message was lost; the queued ones are submitted again. Every transition is a
+compare-and-set in the store, so any number of reconcilers (one per worker and API process)
+may run at once: no singleton to keep alive.
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ class Reconciler:
     def run_once(self, *, queued_for_s: float | None = None) -> int:
         """One pass; returns how many jobs were submitted again."""
         wait = self._requeue_after_s if queued_for_s is None else queued_for_s
-        jobs = self._reclaim(wait)
-        if jobs:
-            log.info("jobs_reclaimed", count=len(jobs))
-            self._submit(jobs)
-        return len(jobs)
+        again = [job for job in self._reclaim(wait) if job.state == "queued"]
+        if again:
+            log.info("jobs_reclaimed", count=len(again))
+            self._submit(again)
+        return len(again)
 
     def start(self, *, sweep_queued: bool = False) -> None:
         """Run in a daemon thread; ``sweep_queued`` first submits every queued job (a start

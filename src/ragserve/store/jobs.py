@@ -93,9 +93,10 @@ class JobStore(Protocol):
         """The reconciler's step, one transaction. Running jobs whose lease has expired (their
         worker was lost) go back to ``queued`` when attempts are left, else become ``failed``
         ("worker lost"), or ``cancelled`` when cancellation was requested. Queued jobs not
-        updated for ``queued_for_s`` seconds (their message was lost) are touched, so each is
-        returned at most once per that period. Returns the queued jobs to submit again, at most
-        ``limit``, oldest first."""
+        updated for ``queued_for_s`` seconds (their message was lost; ``0``: every queued job)
+        are touched, so each is returned at most once per that period. Returns every job it
+        changed, at most ``limit``, oldest first: the ``queued`` ones to submit again, and the
+        ones it ended (``failed``, ``cancelled``) so their staged inputs can be removed."""
         ...
 
     def counts(self, tenant: str | None = None) -> dict[JobState, int]:

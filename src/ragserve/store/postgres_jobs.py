@@ -197,12 +197,12 @@ class PostgresJobStore:
             # SKIP LOCKED: two reconcilers at once each return a job at most once between them.
             stale = conn.execute(
                 "UPDATE jobs SET updated_at = now() WHERE seq IN (SELECT seq FROM jobs "
-                "WHERE state = 'queued' AND updated_at < now() - make_interval(secs => %s) "
+                "WHERE state = 'queued' AND updated_at <= now() - make_interval(secs => %s) "
                 "ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED) "
                 f"RETURNING seq, {_COLUMNS}",
                 (float(queued_for_s), limit),
             ).fetchall()
-        rows = [row for row in expired if row[5] == "queued"] + stale
+        rows = [*expired, *stale]
         rows.sort(key=lambda row: (row[16], row[0]))  # created_at, then creation order
         return [_job(row[1:]) for row in rows[:limit]]
 

@@ -187,12 +187,11 @@ class SqliteJobStore:
             ).fetchall()
             stale = conn.execute(
                 "UPDATE jobs SET updated_at = ? WHERE seq IN (SELECT seq FROM jobs "
-                "WHERE state = 'queued' AND updated_at < ? ORDER BY seq LIMIT ?) "
+                "WHERE state = 'queued' AND updated_at <= ? ORDER BY seq LIMIT ?) "
                 f"RETURNING {_COLUMNS}",
                 (stamp, _iso(now - _seconds(queued_for_s)), limit),
             ).fetchall()
-        requeued = [job for job in map(_job, expired) if job.state == "queued"]
-        jobs = requeued + [_job(row) for row in stale]
+        jobs = [_job(row) for row in [*expired, *stale]]
         return sorted(jobs, key=lambda job: job.created_at)[:limit]
 
     def counts(self, tenant: str | None = None) -> dict[JobState, int]:
