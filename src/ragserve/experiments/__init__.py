@@ -1,0 +1,2 @@
+"""A/B experiments over pipeline configurations: sticky assignment and the statistics that
+decide between variants."""
