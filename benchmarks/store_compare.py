@@ -169,7 +169,7 @@ def measure(service: Any, dataset: Any, modes: Sequence[str], warmup: list[str])
         for text in warmup:
             service.search(collection, text, tenant=EVAL_TENANT, mode=mode, top_k=200)
         before = load1()
-        metrics = evaluate_beir(service, dataset, mode=mode)
+        metrics = evaluate_beir(service, dataset, mode=mode).metrics
         if metrics["indexed_now"]:
             log(f"warning: evaluate_beir indexed {metrics['indexed_now']:.0f} documents again")
         result[mode] = {

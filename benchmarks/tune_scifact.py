@@ -46,7 +46,7 @@ def main() -> None:
             print(f"chunks {size}/{overlap}: index ready in {time.perf_counter() - started:.0f} s")
             for label, retrieve, mode in _settings_grid(weights):
                 service.settings = base.model_copy(update={"retrieve": retrieve})
-                metrics = evaluate_beir(service, dataset, mode=mode)
+                metrics = evaluate_beir(service, dataset, mode=mode).metrics
                 row = {
                     "chunk": f"{size}/{overlap}",
                     "retrieval": label,

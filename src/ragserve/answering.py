@@ -35,6 +35,10 @@ class AnswerStream:
     deadline_s: float
     on_done: Callable[[Answer], None] | None = None
     cached: bool = False
+    answer_id: str = ""
+    config: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
     answer: Answer | None = None
     _parts: list[str] = field(default_factory=list)
     _closed: bool = False
@@ -90,6 +94,10 @@ class AnswerStream:
             model=generation.model or self.model,
             standalone_question=self.standalone_question,
             cached=self.cached,
+            id=self.answer_id,
+            config=self.config,
+            experiment=self.experiment,
+            variant=self.variant,
         )
         if self.on_done is not None:
             self.on_done(self.answer)

@@ -16,21 +16,28 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ragserve.cli_common import DataDir, JsonOpt, ModeOpt, TenantOpt, err, out
+from ragserve.cli_common import fail as _fail
+from ragserve.cli_common import guard as _guard
+from ragserve.cli_common import load_settings as _settings
+from ragserve.cli_common import open_service as _service
+from ragserve.cli_common import parse_mode as _mode
+from ragserve.cli_common import progress_bar as _progress
+from ragserve.cli_eval import eval_app
+from ragserve.cli_experiments import config_app, experiment_app
 from ragserve.config import ServerSettings, Settings
-from ragserve.errors import InputError, MissingDependencyError, NotFoundError, RagError
+from ragserve.errors import MissingDependencyError
 from ragserve.ingestion import expand_paths
 from ragserve.observability import configure_logging
 from ragserve.security.keys import ApiKeys, parse_scopes
 from ragserve.server import run_server
-from ragserve.service import RagService, build_service
+from ragserve.service import RagService
 from ragserve.store import open_store
 from ragserve.types import JOB_STATES, Answer, Hit, IngestOutcome, JobRecord
 
@@ -39,24 +46,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-eval_app = typer.Typer(help="Evaluate retrieval and answers on standard datasets.")
 app.add_typer(eval_app, name="eval")
 keys_app = typer.Typer(help="Create, list and revoke API keys (shown once, stored hashed).")
 app.add_typer(keys_app, name="keys")
 jobs_app = typer.Typer(help="List, show and cancel background jobs.")
 app.add_typer(jobs_app, name="jobs")
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-T = TypeVar("T")
-
-Mode = Literal["bm25", "dense", "hybrid"]
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the embedded store lives.")]
+app.add_typer(config_app, name="config")
+app.add_typer(experiment_app, name="experiment")
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
-TenantOpt = Annotated[str | None, typer.Option("--tenant", help="Tenant (default: settings).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-ModeOpt = Annotated[
-    str | None, typer.Option("--mode", help="Retrieval mode: bm25, dense or hybrid.")
-]
 
 
 def main() -> None:
@@ -73,51 +70,6 @@ def main() -> None:
             highlight=False,
         )
         sys.exit(1)
-
-
-@contextmanager
-def _service(data_dir: Path | None, **overrides: Any) -> Iterator[RagService]:
-    service = _guard(lambda: build_service(_settings(data_dir, **overrides)))
-    try:
-        yield service
-    finally:
-        service.close()
-
-
-def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
-    try:
-        settings = Settings()
-        if data_dir is not None:
-            settings = settings.model_copy(update={"data_dir": data_dir})
-        for section, values in overrides.items():
-            current = getattr(settings, section)
-            settings = settings.model_copy(update={section: current.model_copy(update=values)})
-        return settings
-    except ValidationError as exc:
-        _fail(f"invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", 2)
-
-
-def _guard(action: Callable[[], T]) -> T:
-    """Run ``action``, turning ragserve errors into one line on stderr and an exit code."""
-    try:
-        return action()
-    except (InputError, NotFoundError) as exc:
-        _fail(str(exc), 2)
-    except RagError as exc:
-        _fail(str(exc), 1)
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _mode(mode: str | None) -> Mode | None:
-    if mode is None:
-        return None
-    if mode not in ("bm25", "dense", "hybrid"):
-        _fail(f"unknown mode {mode!r}; use bm25, dense or hybrid", 2)
-    return mode  # type: ignore[return-value]
 
 
 @app.command()
@@ -473,78 +425,6 @@ def _accounts(data_dir: Path | None) -> Iterator[ApiKeys]:
         store.close()
 
 
-@eval_app.command("beir")
-def eval_beir(
-    directory: Annotated[Path, typer.Argument(help="A BEIR dataset folder.")],
-    split: Annotated[str, typer.Option("--split", help="Qrels split: test, train, dev.")] = "test",
-    mode: ModeOpt = None,
-    as_json: JsonOpt = False,
-    data_dir: DataDir = None,
-) -> None:
-    """Retrieval quality on a BEIR dataset: nDCG@10, Recall@100, MRR@10, P/R/F1@k."""
-    from ragserve.eval.beir import load_beir
-    from ragserve.eval.runner import evaluate_beir
-
-    dataset = _guard(lambda: load_beir(directory, split))
-    with _service(data_dir, retrieve={"candidates": 300}) as service, _progress(as_json) as bar:
-        task = bar.add_task("indexing corpus", total=len(dataset.corpus))
-        metrics = _guard(
-            lambda: evaluate_beir(
-                service,
-                dataset,
-                mode=_mode(mode) or service.settings.retrieve.mode,
-                on_progress=lambda done, total: bar.update(task, completed=done),
-            )
-        )
-    report: dict[str, Any] = {"dataset": directory.name, "split": split}
-    report["mode"] = mode or service.settings.retrieve.mode
-    _print_metrics({**report, **metrics}, as_json)
-
-
-@eval_app.command("squad")
-def eval_squad(
-    path: Annotated[Path, typer.Argument(help="A SQuAD v2 JSON file.")],
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="First N questions.")] = None,
-    mode: ModeOpt = None,
-    as_json: JsonOpt = False,
-    data_dir: DataDir = None,
-) -> None:
-    """Answer quality on SQuAD v2: exact match, token F1, abstention on unanswerable."""
-    from ragserve.eval.runner import evaluate_squad
-    from ragserve.eval.squad import load_squad
-
-    dataset = _guard(lambda: load_squad(path))
-    with _service(data_dir) as service, _progress(as_json) as bar:
-        total = limit or len(dataset.questions)
-        task = bar.add_task("answering", total=min(total, len(dataset.questions)))
-        metrics = _guard(
-            lambda: evaluate_squad(
-                service,
-                dataset,
-                limit=limit,
-                mode=_mode(mode),
-                on_progress=lambda done, _: bar.update(task, completed=done),
-            )
-        )
-    report: dict[str, Any] = {"dataset": path.name, "generator": service.generator.model_id}
-    _print_metrics({**report, **metrics}, as_json)
-
-
-@contextmanager
-def _progress(quiet: bool = False) -> Iterator[Progress]:
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=quiet or not sys.stderr.isatty(),
-    )
-    with progress:
-        yield progress
-
-
 def _print_ingest_summary(outcomes: list[IngestOutcome]) -> None:
     counts = {
         s: sum(o.status == s for o in outcomes)
@@ -562,16 +442,6 @@ def _print_ingest_summary(outcomes: list[IngestOutcome]) -> None:
             err.print(f"[yellow]warning:[/] {outcome.source}: {warning}", highlight=False)
         if outcome.status == "failed":
             err.print(f"[bold red]failed:[/] {outcome.source}: {outcome.error}", highlight=False)
-
-
-def _print_metrics(metrics: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(metrics))
-        return
-    table = Table("metric", "value")
-    for key, value in metrics.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    out.print(table)
 
 
 def _hit_json(hit: Hit) -> dict[str, Any]:

@@ -96,6 +96,12 @@ class LLMSettings(BaseModel):
     threads: int = Field(default=1, ge=1, description="llama.cpp threads; 1 holds up under load")
     context_tokens: int = Field(default=2048, ge=256)
     timeout_s: float = Field(default=60.0, gt=0)
+    system_prompt: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8_000,
+        description="replaces the built-in grounded prompt; keep asking for [n] citations",
+    )
     condense: Literal["auto", "llm", "keywords"] = Field(
         default="auto",
         description="how follow-ups are made to stand alone: the chat model rewrites them "
@@ -248,6 +254,20 @@ class CacheSettings(BaseModel):
     semantic_threshold: float = Field(default=0.90, ge=0.5, le=1.0)
 
 
+class EvalSettings(BaseModel):
+    """Offline evaluation. ``judge_base_url``: an OpenAI-compatible chat server whose
+    ``judge_model`` rates answers' faithfulness, relevance and completeness; empty means no
+    judge (lexical metrics only). ``reports_dir``: where comparisons and HTML reports go;
+    default ``<data_dir>/reports``."""
+
+    judge_base_url: str = ""
+    judge_model: str = ""
+    judge_api_key: SecretStr | None = None
+    judge_timeout_s: float = Field(default=60.0, gt=0)
+    judge_retries: int = Field(default=3, ge=0, le=10, description="after the first attempt")
+    reports_dir: Path | None = None
+
+
 class Settings(BaseSettings):
     """All of ragserve's configuration."""
 
@@ -271,6 +291,7 @@ class Settings(BaseSettings):
     jobs: JobsSettings = JobsSettings()
     blobs: BlobSettings = BlobSettings()
     cache: CacheSettings = CacheSettings()
+    eval: EvalSettings = EvalSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -130,6 +130,22 @@ class JobNotFound(NotFoundError):
     code = "job_not_found"
 
 
+class ConfigNotFound(NotFoundError):
+    code = "config_not_found"
+
+
+class ExperimentNotFound(NotFoundError):
+    code = "experiment_not_found"
+
+
+class AnswerNotFound(NotFoundError):
+    code = "answer_not_found"
+
+
+class EvalRunNotFound(NotFoundError):
+    code = "eval_run_not_found"
+
+
 class BackendError(RagError):
     code = "backend_error"
 

@@ -113,14 +113,23 @@ class Ingestor:
         )
 
     def reingest(
-        self, tenant: str, collection: str, record: DocumentRecord, data: bytes
+        self,
+        tenant: str,
+        collection: str,
+        record: DocumentRecord,
+        data: bytes,
+        *,
+        id_collection: str | None = None,
     ) -> IngestOutcome:
-        """A stored document again, from its original bytes, keeping its title and metadata."""
+        """A stored document again, from its original bytes, keeping its title and metadata.
+        ``id_collection``: the collection its id belongs to, when it is indexed into another
+        (a re-index's shadow)."""
 
         def prepare(_: object) -> _Pending | IngestOutcome:
             return self._prepare_bytes(
-                tenant, collection, record.source, data, None, record.metadata, title=record.title
-            )
+                tenant, collection, record.source, data, None, record.metadata,
+                title=record.title, id_collection=id_collection,
+            )  # fmt: skip
 
         (outcome,) = self.run(tenant, collection, [record], prepare, lambda _: record.source, None)
         return outcome
@@ -177,12 +186,16 @@ class Ingestor:
         *,
         keep: bool = False,
         title: str | None = None,
+        id_collection: str | None = None,
     ) -> _Pending | IngestOutcome:
         def extract() -> ExtractedDocument:
             extracted = load_bytes(data, Path(source).name, password=password)
             return replace(extracted, title=title) if title else extracted
 
-        return self._prepare(tenant, collection, source, data, extract, metadata, keep=keep)
+        return self._prepare(
+            tenant, collection, source, data, extract, metadata, keep=keep,
+            id_collection=id_collection,
+        )  # fmt: skip
 
     def _prepare(
         self,
@@ -194,6 +207,7 @@ class Ingestor:
         metadata: Mapping[str, Any] | None,
         *,
         keep: bool,
+        id_collection: str | None = None,
     ) -> _Pending | IngestOutcome:
         """``unchanged`` when the stored document has this content and pipeline; otherwise
         extract, keep the original if asked, and chunk."""
@@ -202,9 +216,12 @@ class Ingestor:
         if existing is not None and self._is_current(existing, content_hash):
             return _unchanged(source, existing)
         extracted = extract()
+        document_id = make_document_id(tenant, id_collection or collection, source)
         if keep:
-            self.blobs.put(make_document_id(tenant, collection, source), data)
-        return self._chunk(tenant, collection, source, content_hash, extracted, metadata, existing)
+            self.blobs.put(document_id, data)
+        return self._chunk(
+            tenant, collection, document_id, source, content_hash, extracted, metadata, existing
+        )
 
     def run(
         self,
@@ -253,13 +270,13 @@ class Ingestor:
         self,
         tenant: str,
         collection: str,
+        document_id: str,
         source: str,
         content_hash: str,
         extracted: ExtractedDocument,
         metadata: Mapping[str, Any] | None,
         existing: DocumentRecord | None,
     ) -> _Pending:
-        document_id = make_document_id(tenant, collection, source)
         chunks = self.chunker.chunk(document_id, extracted, dict(metadata or {}))
         text_hashes = [sha256(c.text.encode()) for c in chunks]
         reused: dict[str, Matrix] = {}

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragserve.blobs import BlobStore
-from ragserve.errors import InvalidQuery
+from ragserve.errors import Conflict, InvalidQuery
+from ragserve.experiments.routing import Subject
 from ragserve.generate.condense import Turn
 from ragserve.ingestion import upload_name
 from ragserve.jobs.base import RunOutcome
-from ragserve.jobs.runner import Checkpoint, JobFailed, JobRunner
+from ragserve.jobs.runner import Checkpoint, JobCancelled, JobFailed, JobRunner
+from ragserve.reindex import drop_shadow, reindex
 from ragserve.store.jobs import JobStore
 from ragserve.types import Answer, IngestOutcome, JobKind, JobRecord, JobState, TextDocument
 
@@ -43,7 +45,7 @@ class JobService:
         self.settings = service.settings.jobs
         self.runner = JobRunner(
             self.store,
-            {"ingest": self._ingest, "query": self._answer},
+            {"ingest": self._ingest, "query": self._answer, "reindex": self._reindex},
             lease_s=self.settings.lease_s,
         )
 
@@ -110,6 +112,28 @@ class JobService:
             raise InvalidQuery("the question is empty; ask something about your documents")
         payload = {"question": question, **dict(options or {})}
         (job,) = self.store.create([self._new(tenant, "query", collection, payload, None)])
+        return job
+
+    def submit_reindex(
+        self, collection: str, config: tuple[str, int] | None, *, tenant: str | None = None
+    ) -> JobRecord:
+        """Re-index the collection for ``config`` (None: the server's own) in the background
+        and switch to it atomically (``reindex.py``); one at a time per collection, so the
+        job under way is returned when it has the same target, else ``Conflict``."""
+        tenant = self._tenant(tenant)
+        self._service.get_collection(collection, tenant=tenant)
+        payload = {"config": list(config) if config else None}
+        for state in ("queued", "running"):
+            for job in self.store.list_jobs(tenant, state=state, collection=collection):
+                if job.kind != "reindex":
+                    continue
+                if job.payload == payload:  # asked again (a retried request): the same job
+                    return job
+                raise Conflict(
+                    f"collection {collection!r} is being re-indexed for another configuration "
+                    f"(job {job.id}); wait for it or cancel it"
+                )
+        (job,) = self.store.create([self._new(tenant, "reindex", collection, payload, None)])
         return job
 
     def _submit_ingest(
@@ -211,8 +235,8 @@ class JobService:
 
     def _ingest_one(self, job: JobRecord, payload: dict[str, Any], data: bytes) -> IngestOutcome:
         service, tenant, collection = self._service, job.tenant, job.collection
-        service.create_collection(collection, tenant=tenant)
-        ingestor = service.ingestor
+        info = service.create_collection(collection, tenant=tenant)
+        ingestor = service.collection_ingestor(tenant, info)
         source = str(payload["source"])
         metadata = payload.get("metadata") or {}
         if payload["format"] == "text":
@@ -236,13 +260,44 @@ class JobService:
         checkpoint(0.1)
         history = [Turn(role, content) for role, content in payload.pop("history", [])]
         question = str(payload.pop("question"))
+        asker = payload.pop("subject", None)
+        subject = Subject(str(asker["key"]), asker.get("user")) if asker else None
         try:
             answer = self._service.query(
-                job.collection, question, tenant=job.tenant, history=history, **payload
+                job.collection,
+                question,
+                tenant=job.tenant,
+                history=history,
+                subject=subject,
+                **payload,
             )
         except TypeError as exc:  # an unknown option in the payload: a bug, not transient
             raise JobFailed(f"invalid query job payload: {exc}") from exc
         return answer_json(answer)
+
+    def _reindex(self, job: JobRecord, checkpoint: Checkpoint) -> dict[str, Any]:
+        service, tag = self._service, job.id[:12]
+        ref = job.payload.get("config")
+        config = (str(ref[0]), int(ref[1])) if ref else None
+        target = service.config_pipeline(job.tenant, *config) if config else None
+        try:
+            report = reindex(
+                service,
+                job.tenant,
+                job.collection,
+                target or service.pipelines.default,
+                config,
+                tag=tag,
+                progress=checkpoint,
+            )
+        except JobCancelled:
+            drop_shadow(service, job.tenant, job.collection, tag)
+            raise
+        except JobFailed as exc:
+            if not exc.retryable:
+                drop_shadow(service, job.tenant, job.collection, tag)
+            raise
+        return {**report.as_dict(), "config": ref}
 
     def _tenant(self, tenant: str | None) -> str:
         return tenant or self._service.settings.tenant
@@ -296,4 +351,8 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "usage": usage,
         "model": answer.model,
         "cached": False,
+        "answer_id": answer.id,
+        "config": answer.config,
+        "experiment": answer.experiment,
+        "variant": answer.variant,
     }

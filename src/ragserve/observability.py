@@ -114,7 +114,40 @@ class Metrics:
             ["dependency"],
             registry=r,
         )
+        self.variant_answers = Counter(
+            "ragserve_experiment_answers_total",
+            "Answers served under an experiment, by experiment id, variant and cache hit.",
+            ["experiment", "variant", "cached"],
+            registry=r,
+        )
+        self.variant_seconds = Histogram(
+            "ragserve_experiment_answer_duration_seconds",
+            "Answer latency (retrieval to last token) under an experiment, by variant.",
+            ["experiment", "variant"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.variant_tokens = Counter(
+            "ragserve_experiment_llm_tokens_total",
+            "LLM tokens spent under an experiment, by variant.",
+            ["experiment", "variant"],
+            registry=r,
+        )
+        self.variant_feedback = Counter(
+            "ragserve_experiment_feedback_total",
+            "Feedback on answers served under an experiment: thumbs up/down or score 1-5.",
+            ["experiment", "variant", "kind", "value"],
+            registry=r,
+        )
         self._initialise_label_sets()
+
+    def observe_variant(
+        self, experiment: str, variant: str, *, seconds: float, tokens: int, cached: bool
+    ) -> None:
+        """One answer served by an experiment's variant."""
+        self.variant_answers.labels(experiment, variant, "true" if cached else "false").inc()
+        self.variant_seconds.labels(experiment, variant).observe(seconds)
+        self.variant_tokens.labels(experiment, variant).inc(tokens)
 
     def _initialise_label_sets(self) -> None:
         """Export known series at zero, so rates and dashboards work before the first event."""

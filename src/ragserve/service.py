@@ -7,8 +7,8 @@ store enforces isolation.
 
 from __future__ import annotations
 
-import json
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 
 from ragserve.answering import AnswerStream, replay
 from ragserve.blobs import BlobStore
 from ragserve.cache import AnswerLookup, QueryCache, build_query_cache
-from ragserve.cache.keys import answer_fingerprint, retrieval_fingerprint
 from ragserve.config import Settings
 from ragserve.embed import Embedder, embedders
 from ragserve.errors import InvalidQuery, RagError
+from ragserve.experiment_service import ExperimentService
+from ragserve.experiments.routing import Assignment, Subject, subject_hash
 from ragserve.generate import Generator, generators
 from ragserve.generate.condense import Rewrite, Turn, standalone_question
 from ragserve.ingest.chunking import Chunker
@@ -34,9 +36,9 @@ from ragserve.ingestion import (
     ProgressCallback,
     expand_paths,
     make_document_id,
-    sha256,
 )
 from ragserve.job_service import JobService
+from ragserve.pipeline import PipelineConfig
 from ragserve.rerank import Reranker, rerankers
 from ragserve.retrieve.filters import parse_filter
 from ragserve.retrieve.hybrid import (
@@ -46,9 +48,11 @@ from ragserve.retrieve.hybrid import (
     keyword_candidates,
     retrieve_single,
 )
+from ragserve.runtime import Pipeline, Pipelines
 from ragserve.security.secrets import SecretCipher, load_or_create_secret
 from ragserve.store import open_store
 from ragserve.store.base import Store
+from ragserve.store.experiments import ConfigRecord, QueryOutcome
 from ragserve.tenant_llm import TenantLLMs
 from ragserve.types import (
     Answer,
@@ -63,6 +67,8 @@ from ragserve.types import (
 )
 
 MAX_QUESTION_CHARS = 4_000
+MAX_CACHED_CONFIGS = 10_000
+_log = structlog.get_logger(__name__)
 
 
 class RagService:
@@ -80,15 +86,18 @@ class RagService:
         self.embedder = embedder
         self.reranker = reranker
         self.generator = generator
-        self.chunker = Chunker(embedder.tokenizer, settings.chunk.size, settings.chunk.overlap)
-        self.pipeline_hash = _pipeline_hash(settings, embedder, self.chunker)
+        self.pipelines = Pipelines(settings, embedder, reranker, generator)
+        self.chunker: Chunker = self.pipelines.default.chunker
+        self.pipeline_hash = self.pipelines.default.pipeline_hash
         self.cache = cache
-        self._retrieval_fingerprint = retrieval_fingerprint(settings, self.pipeline_hash)
         # Keyword searches of hybrid queries run here, beside the query embedding.
         self._searches = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragserve-bm25")
         self.blobs = BlobStore(settings.blobs_url, settings.blobs.storage_options)
         self.ingestor = Ingestor(store, embedder, self.chunker, self.blobs, self.pipeline_hash)
+        self._ingestors: dict[str, Ingestor] = {self.pipeline_hash: self.ingestor}
+        self._configs: dict[tuple[str, str, int], ConfigRecord] = {}
         self.jobs = JobService(self)
+        self.experiments = ExperimentService(self)
         self.tenant_llms = TenantLLMs(
             store.accounts, self._cipher, settings.llm, settings.security.llm_allowed_hosts
         )
@@ -164,8 +173,8 @@ class RagService:
         A failing file is reported as ``failed`` with its reason and never stops the batch.
         """
         tenant = self._tenant(tenant)
-        self.create_collection(collection, tenant=tenant)
-        outcomes = self.ingestor.files(
+        info = self.create_collection(collection, tenant=tenant)
+        outcomes = self.collection_ingestor(tenant, info).files(
             tenant,
             collection,
             expand_paths(paths),
@@ -189,8 +198,8 @@ class RagService:
         the document's source, so uploading a file of the same name again replaces it. The
         original bytes are kept for re-ingestion and download."""
         tenant = self._tenant(tenant)
-        self.create_collection(collection, tenant=tenant)
-        outcomes = self.ingestor.uploads(
+        info = self.create_collection(collection, tenant=tenant)
+        outcomes = self.collection_ingestor(tenant, info).uploads(
             tenant,
             collection,
             uploads,
@@ -207,7 +216,8 @@ class RagService:
         written) when it is already indexed by the current pipeline."""
         tenant = self._tenant(tenant)
         record, data = self.document_original(collection, document_id, tenant=tenant)
-        outcome = self.ingestor.reingest(tenant, collection, record, data)
+        ingestor = self.collection_ingestor(tenant, self.get_collection(collection, tenant=tenant))
+        outcome = ingestor.reingest(tenant, collection, record, data)
         return self._count_ingest(tenant, [outcome])[0]
 
     def ingest_texts(
@@ -222,8 +232,8 @@ class RagService:
         """Ingest documents given as text; embedding is batched across documents.
         ``keep_originals`` stores each text for re-ingestion and download."""
         tenant = self._tenant(tenant)
-        self.create_collection(collection, tenant=tenant)
-        outcomes = self.ingestor.texts(
+        info = self.create_collection(collection, tenant=tenant)
+        outcomes = self.collection_ingestor(tenant, info).texts(
             tenant, collection, documents, on_progress=on_progress, keep_originals=keep_originals
         )
         return self._count_ingest(tenant, outcomes)
@@ -233,6 +243,43 @@ class RagService:
         if written:
             self.record_usage(tenant, documents=len(written), chunks=sum(o.chunks for o in written))
         return outcomes
+
+    # ---- pipeline configurations ------------------------------------------------------------
+
+    def pipeline_for(self, tenant: str, info: CollectionInfo) -> Pipeline:
+        """The pipeline of the collection's configuration (the server's own when unset)."""
+        if info.config_name is None or info.config_version is None:
+            return self.pipelines.default
+        return self.config_pipeline(tenant, info.config_name, info.config_version)
+
+    def config_pipeline(self, tenant: str, name: str, version: int) -> Pipeline:
+        """The pipeline of a stored configuration version (built once per process)."""
+        record = self.config_record(tenant, name, version)
+        return self.pipelines.get(PipelineConfig.model_validate(record.config), record.ref)
+
+    def config_record(self, tenant: str, name: str, version: int) -> ConfigRecord:
+        """A stored configuration version; versions never change, so each is read once."""
+        key = (tenant, name, version)
+        found = self._configs.get(key)
+        if found is None:
+            found = self.store.experiments.get_config(tenant, name, version)
+            if len(self._configs) >= MAX_CACHED_CONFIGS:
+                self._configs.clear()
+            self._configs[key] = found
+        return found
+
+    def collection_ingestor(self, tenant: str, info: CollectionInfo) -> Ingestor:
+        """The ingestor chunking and embedding as the collection's configuration says."""
+        return self.pipeline_ingestor(self.pipeline_for(tenant, info))
+
+    def pipeline_ingestor(self, pipeline: Pipeline) -> Ingestor:
+        found = self._ingestors.get(pipeline.pipeline_hash)
+        if found is None:
+            found = Ingestor(
+                self.store, pipeline.embedder, pipeline.chunker, self.blobs, pipeline.pipeline_hash
+            )
+            self._ingestors[pipeline.pipeline_hash] = found
+        return found
 
     # ---- retrieval and answers ------------------------------------------------------------
 
@@ -247,42 +294,44 @@ class RagService:
         filters: Mapping[str, Any] | None = None,
         timings: dict[str, float] | None = None,
         vector: Matrix | None = None,
+        pipeline: Pipeline | None = None,
     ) -> list[Hit]:
-        """Retrieve and rerank; ``timings`` (ms) is filled per stage when given. ``vector``:
-        the query's embedding, when the caller has it already. Never cached."""
+        """Retrieve and rerank with ``pipeline`` (default: the collection's); ``timings``
+        (ms) is filled per stage when given. ``vector``: the query's embedding, when the
+        caller has it already. Never cached."""
         tenant = self._tenant(tenant)
         query = _valid_question(query)
-        mode = mode or self.settings.retrieve.mode
-        top_k = top_k or self.settings.retrieve.top_k
+        info = self.store.get_collection(tenant, collection)
+        pipeline = pipeline or self.pipeline_for(tenant, info)
+        retrieve, rerank = pipeline.settings.retrieve, pipeline.settings.rerank
+        mode = mode or retrieve.mode
+        top_k = top_k or retrieve.top_k
         parsed_filters = parse_filter(filters)
-        self.store.get_collection(tenant, collection)
         stage_ms = timings if timings is not None else {}
-        pool = top_k if self.settings.rerank.name == "none" else max(top_k * 4, 20)
+        pool = top_k if rerank.name == "none" else max(top_k * 4, 20)
         request = RetrievalRequest(tenant, collection, query, None, mode, pool, parsed_filters)
         keyword: Future[list[Hit]] | None = None
         if mode == "hybrid":  # BM25 needs no vector: run it while the query is embedded
-            keyword = self._searches.submit(
-                keyword_candidates, self.store, request, self.settings.retrieve
-            )
+            keyword = self._searches.submit(keyword_candidates, self.store, request, retrieve)
         started = time.perf_counter()
-        needs_vector = mode != "bm25" or self.settings.rerank.name != "none"
+        needs_vector = mode != "bm25" or rerank.name != "none"
         if vector is None and needs_vector:
-            vector = self.embedder.embed_query(query)
+            vector = pipeline.embedder.embed_query(query)
         stage_ms["embed"] = _ms_since(started)
 
         started = time.perf_counter()
         request = replace(request, vector=vector)
         if keyword is not None:
-            dense = dense_candidates(self.store, request, self.settings.retrieve)
-            hits = fuse(dense, keyword.result(), request, self.settings.retrieve)
+            dense = dense_candidates(self.store, request, retrieve)
+            hits = fuse(dense, keyword.result(), request, retrieve)
         else:
             hits = retrieve_single(self.store, request)
         stage_ms["retrieve"] = _ms_since(started)
 
         started = time.perf_counter()
-        if self.settings.rerank.name != "none" and vector is not None and hits:
+        if rerank.name != "none" and vector is not None and hits:
             hit_vectors = self.store.chunk_vectors(tenant, collection, [h.chunk.id for h in hits])
-            hits = self.reranker.rerank(query, vector, hits, hit_vectors, top_k=top_k)
+            hits = pipeline.reranker.rerank(query, vector, hits, hit_vectors, top_k=top_k)
         stage_ms["rerank"] = _ms_since(started)
         return hits[:top_k]
 
@@ -297,6 +346,7 @@ class RagService:
         filters: Mapping[str, Any] | None = None,
         history: Sequence[Turn] = (),
         max_tokens: int | None = None,
+        subject: Subject | None = None,
     ) -> Answer:
         """Answer from the collection's sources, citing them as ``[n]``."""
         return self.answer_stream(
@@ -308,6 +358,7 @@ class RagService:
             filters=filters,
             history=history,
             max_tokens=max_tokens,
+            subject=subject,
         ).collect()
 
     def answer_stream(
@@ -321,22 +372,36 @@ class RagService:
         filters: Mapping[str, Any] | None = None,
         history: Sequence[Turn] = (),
         max_tokens: int | None = None,
+        subject: Subject | None = None,
     ) -> AnswerStream:
         """Retrieve now; generate as the returned stream is iterated.
 
-        A follow-up (``history`` given) is first made to stand alone; retrieval and the
-        generator both use that question. The tenant's own LLM, when set, answers. With the
-        query cache on, an answer cached for the same standalone question, collection version,
-        configuration and parameters is replayed instead (``Answer.cached``); a fresh answer
-        is cached once it completes (never one cut short by a deadline or a disconnect).
+        The collection's configuration answers, unless it runs an experiment and ``subject``
+        (a user or API key) is given: then the subject's variant does, and the answer's
+        outcome (stage latencies, tokens, cache hit, sources found) is recorded under its id
+        for analysis and feedback. A follow-up (``history`` given) is first made to stand
+        alone; retrieval and the generator both use that question. The tenant's own LLM, when
+        set, answers. With the query cache on, an answer cached for the same standalone
+        question, collection version, configuration and parameters is replayed instead
+        (``Answer.cached``); a fresh answer is cached once it completes (never one cut short
+        by a deadline or a disconnect).
         """
         started = time.perf_counter()
         tenant = self._tenant(tenant)
         question = _valid_question(question)
-        generator = self.tenant_llms.generator_for(tenant) or self.generator
+        info = self.store.get_collection(tenant, collection)
+        assignment = self.experiments.router.assignment(tenant, info, subject)
+        pipeline = (
+            self.config_pipeline(
+                tenant, assignment.variant.config_name, assignment.variant.config_version
+            )
+            if assignment is not None
+            else self.pipeline_for(tenant, info)
+        )
+        generator = self.tenant_llms.generator_for(tenant) or pipeline.generator
         standalone = standalone_question(question, history, self._rewriter(generator))
-        params = {**self._cache_params(mode, top_k, filters), "max_tokens": max_tokens}
-        lookup = self._lookup_answer(tenant, collection, generator, standalone, params)
+        params = {**self._cache_params(pipeline, mode, top_k, filters), "max_tokens": max_tokens}
+        lookup = self._lookup_answer(info, pipeline, generator, standalone, params)
 
         def record(answer: Answer) -> None:
             self.record_usage(
@@ -347,10 +412,18 @@ class RagService:
             )
             if self.cache is not None and lookup is not None and not answer.cached:
                 self.cache.store_answer(lookup, answer)
+            if subject is not None:
+                self._record_outcome(tenant, collection, pipeline, assignment, subject, answer)
 
+        stream_fields: dict[str, Any] = {
+            "answer_id": uuid.uuid4().hex,
+            "config": pipeline.ref,
+            "experiment": assignment.experiment.id if assignment else None,
+            "variant": assignment.variant.name if assignment else None,
+        }
         rewritten = standalone if standalone != question else None
         if lookup is not None and lookup.answer is not None:
-            return self._replay(lookup.answer, question, rewritten, started, record)
+            return self._replay(lookup.answer, question, rewritten, started, record, stream_fields)
         timings: dict[str, float] = {}
         hits = self.search(
             collection,
@@ -361,6 +434,7 @@ class RagService:
             filters=filters,
             timings=timings,
             vector=lookup.vector if lookup is not None else None,
+            pipeline=pipeline,
         )
         sources = tuple(Source(i, hit) for i, hit in enumerate(hits, start=1))
         return AnswerStream(
@@ -373,7 +447,40 @@ class RagService:
             started=started,
             deadline_s=self.settings.llm.timeout_s,
             on_done=record,
+            **stream_fields,
         )
+
+    def _record_outcome(
+        self,
+        tenant: str,
+        collection: str,
+        pipeline: Pipeline,
+        assignment: Assignment | None,
+        subject: Subject,
+        answer: Answer,
+    ) -> None:
+        """Keep what the answer cost and produced; a failure to record never fails it."""
+        outcome = QueryOutcome(
+            id=answer.id,
+            tenant=tenant,
+            collection=collection,
+            config_hash=pipeline.config_hash,
+            experiment_id=assignment.experiment.id if assignment else None,
+            variant=assignment.variant.name if assignment else None,
+            subject_hash=(
+                assignment.subject_hash if assignment else subject_hash(subject.of("user"))
+            ),
+            stages_ms=dict(answer.timings_ms),
+            prompt_tokens=answer.usage.prompt_tokens,
+            completion_tokens=answer.usage.completion_tokens,
+            cached=answer.cached,
+            sources_found=bool(answer.sources),
+            abstained=answer.abstained,
+        )
+        try:
+            self.store.experiments.record_outcome(outcome)
+        except RagError as exc:
+            _log.warning("outcome_not_recorded", answer_id=answer.id, error=str(exc))
 
     def cached_search(
         self,
@@ -396,48 +503,52 @@ class RagService:
             return run(timings=timings), False
         started = time.perf_counter()
         query = _valid_question(query)
-        version = self.store.get_collection(tenant, collection).version
-        params = self._cache_params(mode, top_k, filters)
-        fingerprint = self._retrieval_fingerprint
-        lookup = self.cache.lookup_hits(tenant, collection, version, fingerprint, query, params)
+        info = self.store.get_collection(tenant, collection)
+        pipeline = self.pipeline_for(tenant, info)
+        params = self._cache_params(pipeline, mode, top_k, filters)
+        fingerprint = pipeline.retrieval_fingerprint
+        lookup = self.cache.lookup_hits(
+            tenant, collection, info.version, fingerprint, query, params
+        )
         if lookup.hits is not None:
             if timings is not None:
                 timings["cache"] = _ms_since(started)
             return lookup.hits, True
-        hits = run(timings=timings)
+        hits = run(timings=timings, pipeline=pipeline)
         self.cache.store_hits(lookup, hits)
         return hits, False
 
     def _cache_params(
-        self, mode: RetrievalMode | None, top_k: int | None, filters: Mapping[str, Any] | None
+        self,
+        pipeline: Pipeline,
+        mode: RetrievalMode | None,
+        top_k: int | None,
+        filters: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         """The request parameters a cache key carries, defaults resolved."""
         return {
-            "mode": mode or self.settings.retrieve.mode,
-            "top_k": top_k or self.settings.retrieve.top_k,
+            "mode": mode or pipeline.settings.retrieve.mode,
+            "top_k": top_k or pipeline.settings.retrieve.top_k,
             "filters": dict(filters) if filters else None,
         }
 
     def _lookup_answer(
         self,
-        tenant: str,
-        collection: str,
+        info: CollectionInfo,
+        pipeline: Pipeline,
         generator: Generator,
         question: str,
         params: dict[str, Any],
     ) -> AnswerLookup | None:
         """The question's place in the cache, and the answer there (None: the cache is off).
-        The collection's version is read before retrieval, so an answer is filed under a
+        The collection's version was read before retrieval, so an answer is filed under a
         version no newer than the data it came from: no reader gets an older answer than the
         version it sees."""
         if self.cache is None:
             return None
-        version = self.store.get_collection(tenant, collection).version
-        fingerprint = answer_fingerprint(
-            self.settings, self._retrieval_fingerprint, generator.model_id
-        )
-        embed = partial(self.embedder.embed_query, question)
-        key = (tenant, collection, version, fingerprint, question, params)
+        fingerprint = pipeline.answer_fingerprint(generator.model_id)
+        embed = partial(pipeline.embedder.embed_query, question)
+        key = (info.tenant, info.name, info.version, fingerprint, question, params)
         return self.cache.lookup_answer(*key, embed)
 
     def _replay(
@@ -447,6 +558,7 @@ class RagService:
         standalone: str | None,
         started: float,
         on_done: Callable[[Answer], None],
+        fields: dict[str, Any],
     ) -> AnswerStream:
         """A cached answer as a stream: its text in word pieces, its sources, zero usage."""
         return AnswerStream(
@@ -460,6 +572,7 @@ class RagService:
             deadline_s=self.settings.llm.timeout_s,
             on_done=on_done,
             cached=True,
+            **fields,
         )
 
     def warm(self, *, limit: int = 100) -> list[tuple[str, str, float]]:
@@ -524,16 +637,6 @@ def build_service(settings: Settings) -> RagService:
         store.close()
         raise
     return RagService(settings, store, embedder, reranker, generator, cache)
-
-
-def _pipeline_hash(settings: Settings, embedder: Embedder, chunker: Chunker) -> str:
-    """Everything that changes what is stored for a document; part of cache keys later."""
-    recipe = {
-        "embedder": embedder.model_id,
-        "max_tokens": settings.embed.max_tokens,
-        "chunker": chunker.fingerprint,
-    }
-    return sha256(json.dumps(recipe, sort_keys=True).encode())[:16]
 
 
 def utc_day() -> str:

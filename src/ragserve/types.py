@@ -79,6 +79,9 @@ class CollectionInfo:
     version: int
     document_count: int
     chunk_count: int
+    config_name: str | None = None
+    """The stored pipeline configuration the collection uses; None: the server's own."""
+    config_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,13 @@ class Answer:
     """The question retrieval used, when a follow-up was rewritten to stand alone."""
     cached: bool = False
     """Replayed from the query cache: no retrieval or generation ran (``usage`` is zero)."""
+    id: str = ""
+    """The answer's id, for feedback (``POST /v1/answers/{id}/feedback``)."""
+    config: str | None = None
+    """The configuration that answered: ``name@version``, None for the server's own."""
+    experiment: str | None = None
+    """The experiment (id) that chose the configuration, and the variant it assigned."""
+    variant: str | None = None
 
     @property
     def cited(self) -> tuple[Source, ...]:
@@ -215,7 +225,7 @@ class TenantLLMRecord:
 
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JobKind = Literal["ingest", "query"]
+JobKind = Literal["ingest", "query", "reindex"]
 JOB_STATES: tuple[JobState, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_JOB_STATES: frozenset[JobState] = frozenset({"succeeded", "failed", "cancelled"})
 

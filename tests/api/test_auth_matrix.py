@@ -64,6 +64,8 @@ class Tenant:
     client: httpx.Client  # shared, without credentials: creating one costs ~80 ms
     key_ids: list[str] = field(default_factory=list)
     document: str | None = None
+    experiment: str | None = None
+    answer: str | None = None
 
     @property
     def marker(self) -> str:
@@ -124,6 +126,53 @@ class Tenant:
             store.close()
         return job.id
 
+    @property
+    def config_name(self) -> str:
+        return f"cfg-{self.tag}"
+
+    def config(self) -> str:
+        """A stored configuration of the tenant's (top_k 3: the collection's index fits)."""
+        body = {"config": {"retrieve": {"top_k": 3}}}
+        response = self.send("PUT", f"/v1/configs/{self.config_name}", json=body)
+        assert response.status_code == 200, response.text
+        return self.config_name
+
+    def experiment_id(self) -> str:
+        """A draft experiment on the tenant's collection: its configuration against the
+        server's own."""
+        if self.experiment is None:
+            response = self.send("POST", "/v1/experiments", json=self.experiment_body())
+            assert response.status_code == 201, response.text
+            self.experiment = response.json()["id"]
+        assert self.experiment is not None
+        return self.experiment
+
+    def experiment_body(self) -> dict[str, Any]:
+        base = f"base-{self.tag}"
+        assert self.send("PUT", f"/v1/configs/{base}", json={}).status_code == 200
+        variants = [
+            {"name": "a", "config": base, "share": 0.5},
+            {"name": "b", "config": self.config(), "share": 0.5},
+        ]
+        return {"name": f"exp-{self.tag}", "collection": self.collection(), "variants": variants}
+
+    def start_experiment(self) -> None:
+        response = self.send("POST", f"/v1/experiments/{self.experiment_id()}/start")
+        assert response.status_code == 200, response.text
+
+    def pause_experiment(self) -> None:
+        self.start_experiment()
+        response = self.send("POST", f"/v1/experiments/{self.experiment_id()}/pause")
+        assert response.status_code == 200, response.text
+
+    def answer_id(self) -> str:
+        if self.answer is None:
+            response = self.send("POST", "/v1/query", json=_query(self)["json"])
+            assert response.status_code == 200, response.text
+            self.answer = response.json()["answer_id"]
+        assert self.answer is not None
+        return self.answer
+
     def new_key(self, scopes: str) -> str:
         key = self.server.create_key(self.name, scopes)
         self.key_ids.append(key_id(key))
@@ -156,7 +205,8 @@ class Tenant:
     def identifiers(self) -> set[str]:
         """Strings only this tenant's data contains."""
         names = {self.name, self.marker, self.source, self.collection_name, self.spare}
-        names.add(self.llm_model)
+        names |= {self.llm_model, self.config_name, f"exp-{self.tag}"}
+        names |= {v for v in (self.experiment, self.answer) if v}
         return names | set(self.key_ids) | ({self.document} if self.document else set())
 
     def snapshot(self) -> dict[str, Any]:
@@ -197,6 +247,9 @@ class Endpoint:
             "document_id": t.document_id,
             "key_id": t.throwaway_key_id,
             "job_id": t.job_id,
+            "config": t.config,
+            "experiment": t.experiment_id,
+            "answer_id": t.answer_id,
         }
         path = re.sub(r"\{(\w+)\}", lambda match: values[match[1]](), self.path)
         return Call(self.method, path, self.content(t))
@@ -224,6 +277,9 @@ def _search(t: Tenant) -> dict[str, Any]:
 
 
 COLLECTION = "/v1/collections/{name}"
+CONFIG = "/v1/configs/{config}"
+EXPERIMENT = "/v1/experiments/{experiment}"
+STARTED, PAUSED = Tenant.start_experiment, Tenant.pause_experiment
 DOCUMENT = "/v1/collections/{name}/documents/{document_id}"
 LLM = {"base_url": "http://127.0.0.1:9/v1", "model": "m"}
 ENDPOINTS = (
@@ -253,7 +309,36 @@ ENDPOINTS = (
     Endpoint("DELETE", "/v1/llm", "admin", 204, "tenant", prepare=Tenant.set_llm),
     Endpoint("GET", "/v1/cache/stats", "admin", 200, "tenant"),
     Endpoint("DELETE", "/v1/cache", "admin", 200, "tenant"),
-)
+    Endpoint("GET", "/v1/configs", "admin", 200, "tenant"),
+    Endpoint("PUT", CONFIG, "admin", 200, "create", lambda t: {"json": {"config": {}}}),
+    Endpoint("GET", CONFIG, "admin", 200, "resource"),
+    Endpoint("GET", f"{CONFIG}/versions", "admin", 200, "resource"),
+    Endpoint("GET", f"{COLLECTION}/config", "read", 200, "resource"),
+    Endpoint(
+        "PUT", f"{COLLECTION}/config", "admin", 200, "resource",
+        lambda t: {"json": {"config": t.config()}},
+    ),
+    Endpoint(
+        "POST", "/v1/experiments", "admin", 201, "resource",
+        lambda t: {"json": t.experiment_body()},
+    ),
+    Endpoint("GET", "/v1/experiments", "admin", 200, "tenant"),
+    Endpoint("GET", EXPERIMENT, "admin", 200, "resource"),
+    Endpoint("POST", f"{EXPERIMENT}/start", "admin", 200, "resource"),
+    Endpoint("POST", f"{EXPERIMENT}/pause", "admin", 200, "resource", prepare=STARTED),
+    Endpoint("POST", f"{EXPERIMENT}/resume", "admin", 200, "resource", prepare=PAUSED),
+    Endpoint("POST", f"{EXPERIMENT}/stop", "admin", 200, "resource", prepare=STARTED),
+    Endpoint(
+        "POST", f"{EXPERIMENT}/promote", "admin", 200, "resource",
+        lambda t: {"json": {"variant": "b"}}, prepare=STARTED,
+    ),
+    Endpoint("GET", f"{EXPERIMENT}/analysis", "admin", 200, "resource"),
+    Endpoint("GET", f"{EXPERIMENT}/report", "admin", 200, "resource"),
+    Endpoint(
+        "POST", "/v1/answers/{answer_id}/feedback", "read", 201, "resource",
+        lambda t: {"json": {"thumbs": "up"}},
+    ),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

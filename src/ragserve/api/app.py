@@ -17,7 +17,16 @@ from ragserve.api.auth_gate import AuthGateMiddleware
 from ragserve.api.body_limit import BodyLimitMiddleware
 from ragserve.api.deps import ApiContext
 from ragserve.api.errors import InternalErrorMiddleware, install_error_handlers
-from ragserve.api.routes import cache, collections, documents, health, jobs, query, tenant
+from ragserve.api.routes import (
+    cache,
+    collections,
+    documents,
+    experiments,
+    health,
+    jobs,
+    query,
+    tenant,
+)
 from ragserve.config import Settings
 from ragserve.job_service import answered_tokens
 from ragserve.jobs import RunOutcome, open_queue
@@ -84,7 +93,7 @@ def create_app(
     if service.cache is not None:
         metrics.watch_cache(service.cache.stats)
         service.cache.add_breaker_listener(metrics.breaker_changed("cache"))
-    for module in (collections, documents, jobs, query, cache, tenant, health):
+    for module in (collections, documents, jobs, query, experiments, cache, tenant, health):
         app.include_router(module.router)
     install_error_handlers(app, metrics)
     app.add_middleware(InternalErrorMiddleware, metrics=metrics)

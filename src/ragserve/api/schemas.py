@@ -116,7 +116,7 @@ class IngestResult(BaseModel):
 
 class JobOut(BaseModel):
     id: str
-    kind: Literal["ingest", "query"]
+    kind: Literal["ingest", "query", "reindex"]
     collection: str
     state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     progress: float = Field(description="0..1")
@@ -237,6 +237,14 @@ class QueryResponse(BaseModel):
     usage: UsageOut
     model: str
     cached: bool = Field(description="replayed from the query cache (usage is then zero)")
+    answer_id: str = Field(description="for feedback: POST /v1/answers/{answer_id}/feedback")
+    config: str | None = Field(
+        default=None, description="admins only: the configuration that answered (name@version)"
+    )
+    experiment: str | None = Field(
+        default=None, description="admins only: the experiment that chose the configuration"
+    )
+    variant: str | None = Field(default=None, description="admins only: the variant assigned")
 
     @classmethod
     def of(cls, answer: Answer) -> QueryResponse:
@@ -250,6 +258,10 @@ class QueryResponse(BaseModel):
             usage=usage_out(answer),
             model=answer.model,
             cached=answer.cached,
+            answer_id=answer.id,
+            config=answer.config,
+            experiment=answer.experiment,
+            variant=answer.variant,
         )
 
 

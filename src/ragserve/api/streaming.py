@@ -92,6 +92,10 @@ EVENT_SCHEMA: dict[str, Any] = {
                 usage={"type": "object"},
                 model={"type": "string"},
                 cached={"type": "boolean"},
+                answer_id={"type": "string"},
+                config={"type": ["string", "null"]},
+                experiment={"type": ["string", "null"]},
+                variant={"type": ["string", "null"]},
             ),
         ),
         _event(
@@ -108,8 +112,13 @@ def sse(event: str, data: dict[str, Any]) -> str:
 
 
 async def answer_events(
-    stream: AnswerStream, ctx: ApiContext, on_done: Callable[[Answer], None]
+    stream: AnswerStream,
+    ctx: ApiContext,
+    on_done: Callable[[Answer], None],
+    *,
+    reveal: bool = False,
 ) -> AsyncIterator[str]:
+    """``reveal``: the ``done`` event names the configuration and variant (admins)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue()
     cancelled = threading.Event()
@@ -166,6 +175,10 @@ async def answer_events(
                 "usage": usage_out(answer).model_dump(),
                 "model": answer.model,
                 "cached": answer.cached,
+                "answer_id": answer.id,
+                "config": answer.config if reveal else None,
+                "experiment": answer.experiment if reveal else None,
+                "variant": answer.variant if reveal else None,
             },
         )
     finally:

@@ -34,11 +34,13 @@ __all__ = [
     "precision_at_k",
     "recall_at_k",
     "reciprocal_rank",
+    "score_queries",
     "token_f1",
 ]
 
 DEFAULT_KS: tuple[int, ...] = (1, 3, 5, 10, 100)
 METRIC_NAMES: tuple[str, ...] = ("ndcg", "mrr", "precision", "recall", "f1", "hit_rate")
+PER_QUERY_METRICS: tuple[tuple[str, int], ...] = (("ndcg", 10), ("recall", 100), ("mrr", 10))
 
 
 def _top_k(ranked: Sequence[str], k: int) -> list[str]:
@@ -176,6 +178,30 @@ def evaluate_run(
             for k in cutoffs:
                 totals[f"{name}@{k}"] += metric(ranked, relevant, k)
     return {key: total / len(qrels) for key, total in totals.items()}
+
+
+def score_queries(
+    run: Mapping[str, Sequence[str]],
+    qrels: Mapping[str, Mapping[str, int]],
+    metrics: Sequence[tuple[str, int]] = PER_QUERY_METRICS,
+) -> dict[str, dict[str, float]]:
+    """Each query of ``qrels``: ``{"<metric>@<k>": score}`` for the given (metric, k) pairs.
+
+    Scores count like :func:`evaluate_run` (0 for a query missing from ``run`` or without a
+    relevant document), so the mean over queries equals its aggregate figure.
+    """
+    unknown = sorted({name for name, _ in metrics} - set(_PER_QUERY))
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; known: {', '.join(METRIC_NAMES)}")
+    scores: dict[str, dict[str, float]] = {}
+    for qid, relevant in qrels.items():
+        ranked = run.get(qid) or ()
+        judged = bool(ranked) and any(grade > 0 for grade in relevant.values())
+        scores[qid] = {
+            f"{name}@{k}": _PER_QUERY[name](ranked, relevant, k) if judged else 0.0
+            for name, k in metrics
+        }
+    return scores
 
 
 # --- Extractive QA (SQuAD v2.0 official evaluation) -------------------------------------------

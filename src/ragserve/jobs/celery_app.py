@@ -27,7 +27,11 @@ from ragserve.types import JobKind, JobRecord
 
 INGEST_TASK = "ragserve.jobs.ingest"
 QUERY_TASK = "ragserve.jobs.query"
-TASKS: dict[JobKind, str] = {"ingest": INGEST_TASK, "query": QUERY_TASK}
+TASKS: dict[JobKind, str] = {
+    "ingest": INGEST_TASK,
+    "query": QUERY_TASK,
+    "reindex": INGEST_TASK,  # the task runs whatever job it is given, by kind
+}
 log = get_logger("ragserve.jobs.celery")
 
 
@@ -81,6 +85,7 @@ class CeleryQueue:
         self._queues: dict[JobKind, str] = {
             "ingest": settings.ingest_queue,
             "query": settings.query_queue,
+            "reindex": settings.ingest_queue,
         }
 
     def start(self) -> None:

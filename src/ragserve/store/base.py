@@ -15,6 +15,7 @@ from typing import Protocol
 
 from ragserve.retrieve.filters import Filter
 from ragserve.store.accounts import AccountStore
+from ragserve.store.experiments import ExperimentStore
 from ragserve.store.jobs import JobStore
 from ragserve.types import Chunk, CollectionInfo, DocumentRecord, Hit, IngestStatus, Matrix
 
@@ -24,6 +25,9 @@ class Store(Protocol):
     """API keys, usage rows and tenant LLM settings, in the same database."""
     jobs: JobStore
     """Background jobs and their state machine, in the same database."""
+    experiments: ExperimentStore
+    """Pipeline configurations, experiments, query outcomes, feedback and evaluation runs, in
+    the same database."""
 
     def ensure_collection(self, tenant: str, collection: str) -> CollectionInfo:
         """Create the collection if missing; return its current state."""
@@ -33,7 +37,9 @@ class Store(Protocol):
         """Raises ``CollectionNotFound``."""
         ...
 
-    def list_collections(self, tenant: str) -> list[CollectionInfo]: ...
+    def list_collections(self, tenant: str) -> list[CollectionInfo]:
+        """The tenant's collections by name, without the store's own (``rows.INTERNAL_MARK``)."""
+        ...
 
     def all_collections(self) -> list[CollectionInfo]:
         """Every tenant's collections, largest first: for operators and warm-up, never for
@@ -42,6 +48,33 @@ class Store(Protocol):
 
     def delete_collection(self, tenant: str, collection: str) -> None:
         """Remove the collection and every trace of its documents."""
+        ...
+
+    def set_collection_config(
+        self, tenant: str, collection: str, config: tuple[str, int] | None
+    ) -> CollectionInfo:
+        """Make the collection use the stored configuration ``(name, version)`` (None: the
+        server's own), under a new version."""
+        ...
+
+    def touch_collection(self, tenant: str, collection: str) -> CollectionInfo:
+        """A new version and nothing else: every process re-reads what it keeps per version
+        (the collection's running experiment); cached answers of older versions go unused."""
+        ...
+
+    def swap_collection(
+        self,
+        tenant: str,
+        live: str,
+        shadow: str,
+        *,
+        expected_version: int,
+        config: tuple[str, int] | None,
+    ) -> str:
+        """In one transaction: ``live``'s documents become a collection of another name,
+        returned (delete it next), and ``shadow``'s documents become ``live`` at a new
+        version, using ``config``. Raises ``Conflict`` unless ``live`` is still at
+        ``expected_version`` (a write landed since: catch the shadow up and swap again)."""
         ...
 
     def find_document(self, tenant: str, collection: str, source: str) -> DocumentRecord | None:

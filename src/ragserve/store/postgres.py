@@ -36,6 +36,7 @@ from psycopg.types import TypeInfo
 from ragserve.analysis import terms
 from ragserve.errors import (
     ConfigError,
+    Conflict,
     DocumentNotFound,
     InputError,
     InvalidQuery,
@@ -44,6 +45,7 @@ from ragserve.errors import (
 from ragserve.retrieve.filters import Filter
 from ragserve.store.accounts import AccountStore
 from ragserve.store.derived import DerivedCache
+from ragserve.store.experiments import ExperimentStore
 from ragserve.store.jobs import JobStore
 from ragserve.store.lexical import LexicalIndex, TermsDelta
 from ragserve.store.postgres_accounts import PostgresAccountStore
@@ -61,6 +63,7 @@ from ragserve.store.postgres_connections import (
     describe,
     split_url,
 )
+from ragserve.store.postgres_experiments import PostgresExperimentStore
 from ragserve.store.postgres_jobs import PostgresJobStore
 from ragserve.store.postgres_lexical import allowed_positions, lexical_changes_since, load_lexicon
 from ragserve.store.postgres_rows import (
@@ -80,7 +83,7 @@ from ragserve.store.postgres_writes import (
     remove_chunks,
     write_document,
 )
-from ragserve.store.rows import chunk_rows, dumps
+from ragserve.store.rows import INTERNAL_MARK, chunk_rows, dumps, retired_name
 from ragserve.types import Chunk, CollectionInfo, DocumentRecord, Hit, IngestStatus, Matrix
 
 KeywordEngine = Literal["memory", "tsvector"]
@@ -127,6 +130,7 @@ class PostgresStore:
         self._indexed: set[int] = set()
         self.accounts: AccountStore = PostgresAccountStore(self._pool)
         self.jobs: JobStore = PostgresJobStore(self._pool)
+        self.experiments: ExperimentStore = PostgresExperimentStore(self._pool)
 
     @classmethod
     def from_url(cls, url: str, *, busy_timeout_ms: int = 30_000) -> PostgresStore:
@@ -176,8 +180,9 @@ class PostgresStore:
     def list_collections(self, tenant: str) -> list[CollectionInfo]:
         with self._pool.transaction() as conn:
             rows = conn.execute(
-                f'SELECT {COLUMNS} FROM collections WHERE tenant = %s ORDER BY name COLLATE "C"',
-                (tenant,),
+                f"SELECT {COLUMNS} FROM collections WHERE tenant = %s AND strpos(name, %s) = 0 "
+                'ORDER BY name COLLATE "C"',
+                (tenant, INTERNAL_MARK),
             ).fetchall()
         return [CollectionRow(*row).info() for row in rows]
 
@@ -193,6 +198,53 @@ class PostgresStore:
             found = collection_row(conn, tenant, collection, lock=True)
             conn.execute("DELETE FROM collections WHERE id = %s", (found.id,))  # cascades
         self._lexicon.discard(found.id)
+
+    def set_collection_config(
+        self, tenant: str, collection: str, config: tuple[str, int] | None
+    ) -> CollectionInfo:
+        with self._pool.transaction(write=True) as conn:
+            found = collection_row(conn, tenant, collection, lock=True)
+            name, version = config if config is not None else (None, None)
+            conn.execute(
+                "UPDATE collections SET config_name = %s, config_version = %s WHERE id = %s",
+                (name, version, found.id),
+            )
+            bump(conn, found, NO_CHUNKS, NO_CHUNKS, documents=0)
+            return collection_row(conn, tenant, collection).info()
+
+    def touch_collection(self, tenant: str, collection: str) -> CollectionInfo:
+        with self._pool.transaction(write=True) as conn:
+            found = collection_row(conn, tenant, collection, lock=True)
+            bump(conn, found, NO_CHUNKS, NO_CHUNKS, documents=0)
+            return collection_row(conn, tenant, collection).info()
+
+    def swap_collection(
+        self,
+        tenant: str,
+        live: str,
+        shadow: str,
+        *,
+        expected_version: int,
+        config: tuple[str, int] | None,
+    ) -> str:
+        with self._pool.transaction(write=True) as conn:
+            old = collection_row(conn, tenant, live, lock=True)
+            if old.version != expected_version:
+                raise Conflict(
+                    f"collection {live!r} changed during the swap "
+                    f"(version {old.version}, expected {expected_version})"
+                )
+            new = collection_row(conn, tenant, shadow, lock=True)
+            retired = retired_name(live, old.id)
+            name, version = config if config is not None else (None, None)
+            conn.execute("UPDATE collections SET name = %s WHERE id = %s", (retired, old.id))
+            conn.execute(
+                "UPDATE collections SET name = %s, config_name = %s, config_version = %s, "
+                "created_at = (SELECT created_at FROM collections WHERE id = %s) WHERE id = %s",
+                (live, name, version, old.id, new.id),
+            )
+            bump(conn, collection_row(conn, tenant, live), NO_CHUNKS, NO_CHUNKS, documents=0)
+        return retired
 
     # -- documents ---------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ CHANGES_KEPT = 1_000
 """Change-log rows kept per collection: a process further behind reloads its BM25 index."""
 COLUMNS = (
     "id, tenant, name, version, dimension, document_count, chunk_count, indexed_chunks, "
-    "indexed_terms"
+    "indexed_terms, config_name, config_version"
 )
 
 
@@ -29,10 +29,18 @@ class CollectionRow:
     chunk_count: int
     indexed_chunks: int
     indexed_terms: int
+    config_name: str | None
+    config_version: int | None
 
     def info(self) -> CollectionInfo:
         return CollectionInfo(
-            self.tenant, self.name, self.version, self.document_count, self.chunk_count
+            self.tenant,
+            self.name,
+            self.version,
+            self.document_count,
+            self.chunk_count,
+            self.config_name,
+            self.config_version,
         )
 
 

@@ -257,3 +257,114 @@ def m003_jobs(conn: psycopg.Connection) -> None:
     conn.execute("CREATE INDEX jobs_batch ON jobs (batch_id) WHERE batch_id IS NOT NULL")
     # What the reconciler scans: running jobs by lease, queued jobs by last update.
     conn.execute("CREATE INDEX jobs_state ON jobs (state, lease_until, updated_at)")
+
+
+@migration
+def m004_experiments(conn: psycopg.Connection) -> None:
+    # Pipeline configurations, experiments, query outcomes, feedback and evaluation runs (see
+    # store/experiments.py). Times come from the database's clock; ``seq`` orders rows of one
+    # instant in listings.
+    conn.execute(
+        """CREATE TABLE pipeline_configs (
+            tenant text NOT NULL,
+            name text NOT NULL,
+            version integer NOT NULL CHECK (version >= 1),
+            config jsonb NOT NULL,
+            config_hash text NOT NULL,
+            index_hash text NOT NULL,
+            description text NOT NULL DEFAULT '',
+            created_at timestamptz NOT NULL,
+            PRIMARY KEY (tenant, name, version)
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE experiments (
+            seq bigint GENERATED ALWAYS AS IDENTITY,
+            id text PRIMARY KEY,
+            tenant text NOT NULL,
+            name text NOT NULL,
+            collection text NOT NULL,
+            variants jsonb NOT NULL,
+            subject text NOT NULL CHECK (subject IN ('user', 'key')),
+            state text NOT NULL CHECK (
+                state IN ('draft', 'running', 'paused', 'stopped', 'promoted')
+            ),
+            winner text,
+            description text NOT NULL DEFAULT '',
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            started_at timestamptz,
+            stopped_at timestamptz,
+            UNIQUE (tenant, name)
+        )"""
+    )
+    # At most one active experiment per collection, even when replicas race to start two.
+    conn.execute(
+        "CREATE UNIQUE INDEX experiments_active ON experiments (tenant, collection) "
+        "WHERE state IN ('running', 'paused')"
+    )
+    conn.execute(
+        """CREATE TABLE query_outcomes (
+            seq bigint GENERATED ALWAYS AS IDENTITY,
+            id text PRIMARY KEY,
+            tenant text NOT NULL,
+            collection text NOT NULL,
+            config_hash text NOT NULL,
+            experiment_id text,
+            variant text,
+            subject_hash text,
+            stages_ms jsonb NOT NULL DEFAULT '{}',
+            prompt_tokens integer NOT NULL DEFAULT 0,
+            completion_tokens integer NOT NULL DEFAULT 0,
+            cached boolean NOT NULL DEFAULT false,
+            sources_found boolean NOT NULL DEFAULT false,
+            abstained boolean NOT NULL DEFAULT false,
+            created_at timestamptz NOT NULL
+        )"""
+    )
+    conn.execute(
+        "CREATE INDEX query_outcomes_experiment "
+        "ON query_outcomes (tenant, experiment_id, created_at)"
+    )
+    conn.execute("CREATE INDEX query_outcomes_tenant ON query_outcomes (tenant, created_at)")
+    conn.execute(
+        """CREATE TABLE feedback (
+            answer_id text PRIMARY KEY REFERENCES query_outcomes (id) ON DELETE CASCADE,
+            tenant text NOT NULL,
+            kind text NOT NULL CHECK (kind IN ('thumbs', 'score')),
+            value integer NOT NULL CHECK (
+                (kind = 'thumbs' AND value IN (0, 1)) OR (kind = 'score' AND value BETWEEN 1 AND 5)
+            ),
+            comment text,
+            created_at timestamptz NOT NULL
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE eval_runs (
+            seq bigint GENERATED ALWAYS AS IDENTITY,
+            id text PRIMARY KEY,
+            tenant text NOT NULL,
+            kind text NOT NULL,
+            dataset text NOT NULL,
+            dataset_fingerprint text NOT NULL,
+            config_hash text NOT NULL,
+            config jsonb NOT NULL,
+            metrics jsonb NOT NULL,
+            per_query jsonb NOT NULL,
+            timing jsonb NOT NULL,
+            label text NOT NULL DEFAULT '',
+            config_name text,
+            experiment_id text,
+            variant text,
+            created_at timestamptz NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX eval_runs_tenant ON eval_runs (tenant, created_at)")
+
+
+@migration
+def m005_collection_config(conn: psycopg.Connection) -> None:
+    # The stored pipeline configuration a collection uses (NULL: the server's own). Set in
+    # the same transaction as an index swap, so the configuration and the index match.
+    conn.execute("ALTER TABLE collections ADD COLUMN config_name text")
+    conn.execute("ALTER TABLE collections ADD COLUMN config_version integer")

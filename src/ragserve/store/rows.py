@@ -62,3 +62,18 @@ def dumps(metadata: Metadata, what: str) -> str:
         return json.dumps(metadata, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{what} must be JSON-serialisable: {exc}") from exc
+
+
+INTERNAL_MARK = "~"
+"""In a collection name, marks the store's own collections (an index being built, one being
+retired): API names cannot hold it, and tenants' listings leave such collections out."""
+
+
+def shadow_name(live: str, tag: str) -> str:
+    """The collection a new index of ``live`` is built in, before the swap."""
+    return f"{live}{INTERNAL_MARK}index{INTERNAL_MARK}{tag}"
+
+
+def retired_name(live: str, collection_id: int) -> str:
+    """What ``live``'s previous index is called between the swap and its deletion."""
+    return f"{live}{INTERNAL_MARK}retired{INTERNAL_MARK}{collection_id}"

@@ -224,3 +224,110 @@ def m003_jobs(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX jobs_batch ON jobs (batch_id) WHERE batch_id IS NOT NULL")
     # What the reconciler scans: running jobs by lease, queued jobs by last update.
     conn.execute("CREATE INDEX jobs_state ON jobs (state, lease_until, updated_at)")
+
+
+@migration
+def m004_experiments(conn: sqlite3.Connection) -> None:
+    # Pipeline configurations, experiments, query outcomes, feedback and evaluation runs (see
+    # store/experiments.py). Listings order by created_at, then rowid for rows of one instant.
+    conn.execute(
+        """CREATE TABLE pipeline_configs (
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            config TEXT NOT NULL CHECK (json_valid(config)),
+            config_hash TEXT NOT NULL,
+            index_hash TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (tenant, name, version)
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE experiments (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            collection TEXT NOT NULL,
+            variants TEXT NOT NULL CHECK (json_valid(variants)),
+            subject TEXT NOT NULL CHECK (subject IN ('user', 'key')),
+            state TEXT NOT NULL CHECK (
+                state IN ('draft', 'running', 'paused', 'stopped', 'promoted')
+            ),
+            winner TEXT,
+            description TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            started_at TEXT,
+            stopped_at TEXT,
+            UNIQUE (tenant, name)
+        )"""
+    )
+    # At most one active experiment per collection, even when replicas race to start two.
+    conn.execute(
+        "CREATE UNIQUE INDEX experiments_active ON experiments (tenant, collection) "
+        "WHERE state IN ('running', 'paused')"
+    )
+    conn.execute(
+        """CREATE TABLE query_outcomes (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            collection TEXT NOT NULL,
+            config_hash TEXT NOT NULL,
+            experiment_id TEXT,
+            variant TEXT,
+            subject_hash TEXT,
+            stages_ms TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(stages_ms)),
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            cached INTEGER NOT NULL DEFAULT 0,
+            sources_found INTEGER NOT NULL DEFAULT 0,
+            abstained INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    conn.execute(
+        "CREATE INDEX query_outcomes_experiment "
+        "ON query_outcomes (tenant, experiment_id, created_at)"
+    )
+    conn.execute("CREATE INDEX query_outcomes_tenant ON query_outcomes (tenant, created_at)")
+    conn.execute(
+        """CREATE TABLE feedback (
+            answer_id TEXT PRIMARY KEY REFERENCES query_outcomes (id) ON DELETE CASCADE,
+            tenant TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('thumbs', 'score')),
+            value INTEGER NOT NULL CHECK (
+                (kind = 'thumbs' AND value IN (0, 1)) OR (kind = 'score' AND value BETWEEN 1 AND 5)
+            ),
+            comment TEXT,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE eval_runs (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            dataset TEXT NOT NULL,
+            dataset_fingerprint TEXT NOT NULL,
+            config_hash TEXT NOT NULL,
+            config TEXT NOT NULL CHECK (json_valid(config)),
+            metrics TEXT NOT NULL CHECK (json_valid(metrics)),
+            per_query TEXT NOT NULL CHECK (json_valid(per_query)),
+            timing TEXT NOT NULL CHECK (json_valid(timing)),
+            label TEXT NOT NULL DEFAULT '',
+            config_name TEXT,
+            experiment_id TEXT,
+            variant TEXT,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX eval_runs_tenant ON eval_runs (tenant, created_at)")
+
+
+@migration
+def m005_collection_config(conn: sqlite3.Connection) -> None:
+    # The stored pipeline configuration a collection uses (NULL: the server's own). Set in
+    # the same transaction as an index swap, so the configuration and the index match.
+    conn.execute("ALTER TABLE collections ADD COLUMN config_name TEXT")
+    conn.execute("ALTER TABLE collections ADD COLUMN config_version INTEGER")

@@ -23,6 +23,7 @@ from ragserve.analysis import terms
 from ragserve.errors import (
     CollectionNotFound,
     ConfigError,
+    Conflict,
     DocumentNotFound,
     InputError,
     InvalidQuery,
@@ -31,12 +32,14 @@ from ragserve.errors import (
 from ragserve.retrieve.filters import Filter
 from ragserve.store.accounts import AccountStore
 from ragserve.store.derived import DerivedCache
+from ragserve.store.experiments import ExperimentStore
 from ragserve.store.jobs import JobStore
 from ragserve.store.lexical import LexicalIndex, TermsDelta
-from ragserve.store.rows import ChunkRows, chunk_rows, dumps
+from ragserve.store.rows import INTERNAL_MARK, ChunkRows, chunk_rows, dumps, retired_name
 from ragserve.store.schema import create_fts_table, fts_table, migrate, utc_now
 from ragserve.store.sqlite_accounts import SqliteAccountStore
 from ragserve.store.sqlite_connections import ConnectionPool, database_path
+from ragserve.store.sqlite_experiments import SqliteExperimentStore
 from ragserve.store.sqlite_filters import allowed_positions
 from ragserve.store.sqlite_jobs import SqliteJobStore
 from ragserve.store.sqlite_lexical import fts5_search, lexical_changes_since, load_lexicon
@@ -54,7 +57,11 @@ from ragserve.types import Chunk, CollectionInfo, DocumentRecord, Hit, IngestSta
 CHANGES_KEPT = 10_000
 """Change-log rows kept (all collections): a process further behind reloads its matrix."""
 
-_COLLECTION_COLUMNS = "id, tenant, name, version, dimension, document_count, chunk_count"
+_COLLECTION_COLUMNS = (
+    "id, tenant, name, version, dimension, document_count, chunk_count, config_name, config_version"
+)
+
+NO_IDS: Ids = np.zeros(0, dtype=np.int64)
 
 KeywordEngine = Literal["memory", "fts5"]
 """``memory``: Lucene BM25 on an in-memory index per collection (default); ``fts5``: FTS5's
@@ -70,10 +77,18 @@ class _Collection:
     dimension: int | None
     document_count: int
     chunk_count: int
+    config_name: str | None
+    config_version: int | None
 
     def info(self) -> CollectionInfo:
         return CollectionInfo(
-            self.tenant, self.name, self.version, self.document_count, self.chunk_count
+            self.tenant,
+            self.name,
+            self.version,
+            self.document_count,
+            self.chunk_count,
+            self.config_name,
+            self.config_version,
         )
 
 
@@ -107,6 +122,7 @@ class SqliteStore:
             raise
         self.accounts: AccountStore = SqliteAccountStore(self._pool)
         self.jobs: JobStore = SqliteJobStore(self._pool)
+        self.experiments: ExperimentStore = SqliteExperimentStore(self._pool)
 
     @classmethod
     def from_url(cls, url: str, *, busy_timeout_ms: int = 30_000) -> SqliteStore:
@@ -154,8 +170,9 @@ class SqliteStore:
     def list_collections(self, tenant: str) -> list[CollectionInfo]:
         with self._pool.transaction() as conn:
             rows = conn.execute(
-                f"SELECT {_COLLECTION_COLUMNS} FROM collections WHERE tenant = ? ORDER BY name",
-                (tenant,),
+                f"SELECT {_COLLECTION_COLUMNS} FROM collections "
+                "WHERE tenant = ? AND instr(name, ?) = 0 ORDER BY name",
+                (tenant, INTERNAL_MARK),
             ).fetchall()
         return [_Collection(*row).info() for row in rows]
 
@@ -175,6 +192,52 @@ class SqliteStore:
             conn.execute("DELETE FROM collections WHERE id = ?", (found.id,))
         self._vectors.discard(found.id)
         self._lexicon.discard(found.id)
+
+    def set_collection_config(
+        self, tenant: str, collection: str, config: tuple[str, int] | None
+    ) -> CollectionInfo:
+        with self._pool.transaction(write=True) as conn:
+            found = _collection(conn, tenant, collection)
+            name, version = config if config is not None else (None, None)
+            conn.execute(
+                "UPDATE collections SET config_name = ?, config_version = ? WHERE id = ?",
+                (name, version, found.id),
+            )
+            _bump(conn, found, 0, 0, removed=NO_IDS, added=NO_IDS)
+            return _collection(conn, tenant, collection).info()
+
+    def touch_collection(self, tenant: str, collection: str) -> CollectionInfo:
+        with self._pool.transaction(write=True) as conn:
+            _bump(conn, _collection(conn, tenant, collection), 0, 0, removed=NO_IDS, added=NO_IDS)
+            return _collection(conn, tenant, collection).info()
+
+    def swap_collection(
+        self,
+        tenant: str,
+        live: str,
+        shadow: str,
+        *,
+        expected_version: int,
+        config: tuple[str, int] | None,
+    ) -> str:
+        with self._pool.transaction(write=True) as conn:
+            old = _collection(conn, tenant, live)
+            if old.version != expected_version:
+                raise Conflict(
+                    f"collection {live!r} changed during the swap "
+                    f"(version {old.version}, expected {expected_version})"
+                )
+            new = _collection(conn, tenant, shadow)
+            retired = retired_name(live, old.id)
+            name, version = config if config is not None else (None, None)
+            conn.execute("UPDATE collections SET name = ? WHERE id = ?", (retired, old.id))
+            conn.execute(
+                "UPDATE collections SET name = ?, config_name = ?, config_version = ?, "
+                "created_at = (SELECT created_at FROM collections WHERE id = ?) WHERE id = ?",
+                (live, name, version, old.id, new.id),
+            )
+            _bump(conn, _collection(conn, tenant, live), 0, 0, removed=NO_IDS, added=NO_IDS)
+        return retired
 
     # -- documents ---------------------------------------------------------------------------
 

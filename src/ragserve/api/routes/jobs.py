@@ -16,8 +16,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ragserve.api.deps import ApiContext, Context, Reader, Writer
 from ragserve.api.errors import responses
+from ragserve.api.routes.query import UserHeader, subject_of
 from ragserve.api.schemas import NAME_PATTERN, JobList, JobOut, QueryRequest
 from ragserve.errors import InvalidQuery, QuotaExceeded
+from ragserve.experiments.routing import Subject
 from ragserve.retrieve.filters import parse_filter
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -76,15 +78,20 @@ def cancel_job(job_id: JobId, principal: Writer, ctx: Context) -> JobOut:
     status_code=202,
     responses=responses(400, 401, 403, 404, 422, 429),
 )
-async def query_async(body: QueryRequest, principal: Reader, ctx: Context) -> JSONResponse:
+async def query_async(
+    body: QueryRequest, principal: Reader, ctx: Context, user: UserHeader = None
+) -> JSONResponse:
     """Answer a question in the background; poll ``status_url`` for the QueryResponse.
 
     The question counts against the quota now, as a synchronous one would.
     """
-    return await run_in_threadpool(_submit_query, ctx, principal.tenant, body)
+    subject = subject_of(principal, user)
+    return await run_in_threadpool(_submit_query, ctx, principal.tenant, body, subject)
 
 
-def _submit_query(ctx: ApiContext, tenant: str, body: QueryRequest) -> JSONResponse:
+def _submit_query(
+    ctx: ApiContext, tenant: str, body: QueryRequest, subject: Subject
+) -> JSONResponse:
     if body.stream:
         raise InvalidQuery("stream is not available for async questions; poll the job instead")
     if body.top_k is not None and body.top_k > ctx.settings.server.max_top_k:
@@ -105,6 +112,7 @@ def _submit_query(ctx: ApiContext, tenant: str, body: QueryRequest) -> JSONRespo
         "filters": body.filters,
         "max_tokens": max_tokens,
         "history": [[turn.role, turn.content] for turn in body.history],
+        "subject": {"key": subject.key, "user": subject.user},
     }
     job = ctx.service.jobs.submit_query(
         body.collection, body.question, tenant=tenant, options=options

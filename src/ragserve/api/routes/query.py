@@ -3,9 +3,9 @@ worker thread, so concurrent requests never queue behind one another on the even
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from starlette.concurrency import run_in_threadpool
 
 from ragserve.answering import AnswerStream
@@ -20,10 +20,20 @@ from ragserve.api.schemas import (
 )
 from ragserve.api.streaming import EVENT_SCHEMA, EventStreamResponse, answer_events
 from ragserve.errors import InvalidQuery, QuotaExceeded
+from ragserve.experiments.routing import Subject
 from ragserve.generate.condense import Turn
+from ragserve.security.keys import Principal
 from ragserve.types import Answer
 
 router = APIRouter(prefix="/v1", tags=["query"])
+UserHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Ragserve-User",
+        max_length=256,
+        description="your application's id for the end user: experiments assign by it",
+    ),
+]
 _ERRORS = responses(400, 401, 403, 404, 422, 429, 502, 503, 504)
 
 
@@ -39,8 +49,12 @@ _ERRORS = responses(400, 401, 403, 404, 422, 429, 502, 503, 504)
         **_ERRORS,
     },
 )
-async def query(body: QueryRequest, principal: Reader, ctx: Context) -> Any:
-    """Answer a question from the collection, citing sources as [n]."""
+async def query(
+    body: QueryRequest, principal: Reader, ctx: Context, user: UserHeader = None
+) -> Any:
+    """Answer a question from the collection, citing sources as [n]. Under a running
+    experiment, the caller's variant answers (by ``X-Ragserve-User`` when given, else by
+    API key: the same caller always gets the same variant)."""
     tenant = principal.tenant
     top_k = _top_k(body.top_k, ctx)
     if len(body.history) > ctx.settings.server.max_history_turns:
@@ -58,16 +72,22 @@ async def query(body: QueryRequest, principal: Reader, ctx: Context) -> Any:
             filters=body.filters,
             history=[Turn(t.role, t.content) for t in body.history],
             max_tokens=max_tokens,
+            subject=subject_of(principal, user),
         )
     )
     if body.stream:
         return EventStreamResponse(
-            answer_events(stream, ctx, lambda answer: _account(ctx, tenant, answer)),
+            answer_events(
+                stream,
+                ctx,
+                lambda answer: _account(ctx, tenant, answer),
+                reveal=principal.allows("admin"),
+            ),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     answer = await run_in_threadpool(stream.collect)
     await run_in_threadpool(_account, ctx, tenant, answer)
-    return QueryResponse.of(answer)
+    return for_caller(principal, QueryResponse.of(answer))
 
 
 @router.post("/search", response_model=SearchResponse, responses=_ERRORS)
@@ -114,3 +134,24 @@ def _account(ctx: ApiContext, tenant: str, answer: Answer) -> None:
     ctx.limiter.charge_tokens(tenant, answer.usage.total_tokens)
     ctx.metrics.observe_stages(answer.timings_ms)
     ctx.metrics.observe_usage(answer.usage.prompt_tokens, answer.usage.completion_tokens)
+    if answer.experiment is not None and answer.variant is not None:
+        ctx.metrics.observe_variant(
+            answer.experiment,
+            answer.variant,
+            seconds=answer.timings_ms.get("total", 0.0) / 1000,
+            tokens=answer.usage.total_tokens,
+            cached=answer.cached,
+        )
+
+
+def subject_of(principal: Principal, user: str | None) -> Subject:
+    """Who asks, for experiments: the API key, and the end user the client names."""
+    return Subject(principal.key_id or "local", user or None)
+
+
+def for_caller(principal: Principal, response: QueryResponse) -> QueryResponse:
+    """Which configuration and variant answered is for admins' eyes (users might otherwise
+    behave differently when they know they are in an experiment)."""
+    if principal.allows("admin"):
+        return response
+    return response.model_copy(update={"config": None, "experiment": None, "variant": None})

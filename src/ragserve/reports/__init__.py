@@ -1,0 +1,1 @@
+"""Reports readable without the service: self-contained HTML pages with embedded figures."""
