@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -76,13 +76,16 @@ class Pipelines:
     def get(self, config: PipelineConfig, ref: str | None = None) -> Pipeline:
         """The pipeline of ``config`` (the default one when it is the server's own)."""
         config_hash = config.config_hash()
-        if config_hash == self.default.config_hash:
+        if config_hash == self.default.config_hash and ref is None:
             return self.default
         with self._lock:
             found = self._pipelines.get(config_hash)
-            if found is None or found.ref != ref:
-                found = self._pipelines[config_hash] = self._build(config, ref)
-            return found
+            if found is None:
+                found = self._pipelines[config_hash] = (
+                    self.default if config_hash == self.default.config_hash
+                    else self._build(config, ref)
+                )  # fmt: skip
+            return found if found.ref == ref else replace(found, ref=ref)
 
     def _build(self, config: PipelineConfig, ref: str | None) -> Pipeline:
         settings = config.settings(self.settings)
