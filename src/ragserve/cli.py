@@ -58,7 +58,9 @@ CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collecti
 
 def main() -> None:
     """Console-script entry point. An unexpected error is one line, not a traceback, unless
-    ``RAGSERVE_DEBUG=1``."""
+    ``RAGSERVE_DEBUG=1``. Logs go to stderr, warnings and worse, so stdout holds only the
+    command's output (``serve`` and ``worker`` log as the server settings say)."""
+    configure_logging("WARNING", "console", stream=sys.stderr)
     try:
         app()
     except Exception as exc:

@@ -192,7 +192,7 @@ def eval_runs(
             run.id[:12], run.created_at, run.label, run.dataset, run.config_hash,
             f"{run.timing.get('queries', 0):.0f}", _headline(run),
         )  # fmt: skip
-    out.print(table)
+    _wide().print(table)
 
 
 @eval_app.command("show")
@@ -345,9 +345,7 @@ def _publish(
         del summary["pairs"]
         print(json.dumps({**summary, "json": str(json_path), "html": str(html_path)}))
         return
-    # A pipe gets 150 columns rather than Rich's 80: the table has ten of them.
-    wide = out if out.is_terminal else Console(soft_wrap=True, width=150)
-    wide.print(_comparison_table(comparison, a, b))
+    _wide().print(_comparison_table(comparison, a, b))
     err.print(f"comparison: {json_path}\nreport: {html_path}", highlight=False)
 
 
@@ -396,6 +394,11 @@ def _experiments(settings: Settings) -> Iterator[ExperimentStore]:
 
 def _baseline(store: ExperimentStore, tenant: str, run_id: str | None) -> EvalRunRecord | None:
     return None if run_id is None else guard(lambda: store.get_eval_run(tenant, run_id))
+
+
+def _wide() -> Console:
+    """stdout for the wide tables: a pipe gets 160 columns rather than Rich's 80."""
+    return out if out.is_terminal else Console(soft_wrap=True, width=160)
 
 
 def _with_tenant(settings: Settings, tenant: str | None) -> Settings:
