@@ -11,7 +11,7 @@ LLAMA_WHEELS ?= $(HOME)/.cache/ragserve/wheels
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF
 LLAMA_WHEEL = $(wildcard $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl)
 
-.PHONY: install install-dev llama-wheel serve demo bench-api bench-scaleout test test-cluster test-fast lint format bench eval-scifact clean
+.PHONY: install install-dev llama-wheel serve demo bench-api bench-scaleout bench-experiments test test-cluster test-fast lint format bench eval-scifact clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +91,10 @@ bench-api: install
 	@[ -x .venv-bench/bin/locust ] || ($(PYTHON) -m venv .venv-bench && \
 	  .venv-bench/bin/pip install -q --disable-pip-version-check locust==2.47.0)
 	$(BIN)/python benchmarks/api_load.py --users 32 --duration 60 --data-dir benchmarks/.cache/api_load
+
+## bench-experiments: an A/B experiment through two API processes: stickiness, shares, analysis, promotion
+bench-experiments: install
+	$(BIN)/python benchmarks/experiment_load.py --users 400 --questions-per-user 3 --concurrency 8 --docs 1000
 
 ## eval-scifact: retrieval quality on BEIR SciFact (needs ../shared/data)
 eval-scifact: install

@@ -105,7 +105,10 @@ class Pipelines:
             pipeline_hash=pipeline_hash,
             config_hash=config.config_hash(),
             index_hash=config.index_hash(),
-            retrieval_fingerprint=retrieval_fingerprint(settings, pipeline_hash),
+            # The configuration's hash is in every key: two configurations never share one.
+            retrieval_fingerprint=retrieval_fingerprint(
+                settings, f"{pipeline_hash}:{config.config_hash()}"
+            ),
         )
 
     def embedders(self) -> list[Embedder]:

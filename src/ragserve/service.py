@@ -317,7 +317,8 @@ class RagService:
         needs_vector = mode != "bm25" or rerank.name != "none"
         if vector is None and needs_vector:
             vector = pipeline.embedder.embed_query(query)
-        stage_ms["embed"] = _ms_since(started)
+        if needs_vector:  # stages that did not run are not timed (experiments compare them)
+            stage_ms["embed"] = _ms_since(started)
 
         started = time.perf_counter()
         request = replace(request, vector=vector)
@@ -332,7 +333,7 @@ class RagService:
         if rerank.name != "none" and vector is not None and hits:
             hit_vectors = self.store.chunk_vectors(tenant, collection, [h.chunk.id for h in hits])
             hits = pipeline.reranker.rerank(query, vector, hits, hit_vectors, top_k=top_k)
-        stage_ms["rerank"] = _ms_since(started)
+            stage_ms["rerank"] = _ms_since(started)
         return hits[:top_k]
 
     def query(

@@ -59,7 +59,7 @@ def answer_fingerprint(settings: Settings, retrieval: str, generator_id: str) ->
         "llm": [llm.provider, llm.model, llm.model_path, llm.temperature, llm.max_tokens],
         "context_tokens": llm.context_tokens,
         "condense": llm.condense,
-        "prompt": _digest(SYSTEM_PROMPT)[:16],
+        "prompt": _digest(llm.system_prompt or SYSTEM_PROMPT)[:16],
         "code": __version__,  # generators' code changes between releases
     }
     return _digest(_canonical(recipe))[:16]

@@ -47,6 +47,7 @@ class LlamaCppGenerator:
         threads: int = 1,
         max_tokens: int = 256,
         temperature: float = 0.0,
+        system_prompt: str | None = None,
     ) -> None:
         try:
             from llama_cpp import Llama
@@ -74,6 +75,7 @@ class LlamaCppGenerator:
         self._model_id = f"llamacpp:{path.stem}"
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self.system_prompt = system_prompt
         self._lock = threading.Lock()
 
     @classmethod
@@ -84,6 +86,7 @@ class LlamaCppGenerator:
             threads=settings.threads,
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,
+            system_prompt=settings.system_prompt,
         )
 
     @property
@@ -97,7 +100,11 @@ class LlamaCppGenerator:
     def prompt(self, question: str, sources: Sequence[Source]) -> Prompt:
         """The grounded prompt, sources fitted to the context with the model's own tokenizer."""
         return build_prompt(
-            question, sources, max_tokens=self._prompt_tokens, count_tokens=self.count_tokens
+            question,
+            sources,
+            max_tokens=self._prompt_tokens,
+            count_tokens=self.count_tokens,
+            system=self.system_prompt,
         )
 
     def generate(

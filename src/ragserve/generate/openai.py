@@ -29,6 +29,7 @@ class OpenAIGenerator:
         context_tokens: int = 2048,
         timeout_s: float = 60.0,
         max_retries: int = 2,
+        system_prompt: str | None = None,
     ) -> None:
         self._client = openai_client(
             base_url, api_key, timeout_s=timeout_s, max_retries=max_retries
@@ -36,6 +37,7 @@ class OpenAIGenerator:
         self.model = model
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self.system_prompt = system_prompt
         # The server's tokenizer is unknown here: budget the prompt by the rough estimate.
         self._prompt_tokens = max(256, context_tokens - max_tokens - 64)
         self._url = str(self._client.base_url)
@@ -51,6 +53,7 @@ class OpenAIGenerator:
             temperature=settings.temperature,
             context_tokens=settings.context_tokens,
             timeout_s=settings.timeout_s,
+            system_prompt=settings.system_prompt,
         )
 
     @property
@@ -60,7 +63,9 @@ class OpenAIGenerator:
     def generate(
         self, question: str, sources: Sequence[Source], *, max_tokens: int | None = None
     ) -> Generation:
-        prompt = build_prompt(question, sources, max_tokens=self._prompt_tokens)
+        prompt = build_prompt(
+            question, sources, max_tokens=self._prompt_tokens, system=self.system_prompt
+        )
         with backend_errors("openai", self._url):
             response = self._create(prompt, stream=False, max_tokens=max_tokens)
         text = (response.choices[0].message.content or "").strip() if response.choices else ""
@@ -78,7 +83,9 @@ class OpenAIGenerator:
         """Yield the answer as the server sends it; the generator's return value is the
         Generation, with usage when the server honours ``stream_options.include_usage``
         (llama-cpp-python's server ignores it: usage is then zero)."""
-        prompt = build_prompt(question, sources, max_tokens=self._prompt_tokens)
+        prompt = build_prompt(
+            question, sources, max_tokens=self._prompt_tokens, system=self.system_prompt
+        )
         usage = Usage()
         parts: list[str] = []
 

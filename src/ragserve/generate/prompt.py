@@ -67,13 +67,16 @@ def build_prompt(
     *,
     max_tokens: int = 1536,
     count_tokens: TokenCounter = estimate_tokens,
+    system: str | None = None,
 ) -> Prompt:
-    """The grounded prompt, its sources fitted into ``max_tokens`` in rank order.
+    """The grounded prompt, its sources fitted into ``max_tokens`` in rank order; ``system``
+    replaces :data:`SYSTEM_PROMPT` (a configuration's own prompt).
 
     Earlier sources are kept whole while they fit; the first that does not is cut at a word
     boundary and the rest are dropped, since retrieval put the likeliest evidence first.
     """
-    budget = max_tokens - count_tokens(SYSTEM_PROMPT) - count_tokens(question) - 16
+    system = system or SYSTEM_PROMPT
+    budget = max_tokens - count_tokens(system) - count_tokens(question) - 16
     blocks: list[str] = []
     for source in sources:
         text = source.hit.chunk.text.strip()
@@ -88,7 +91,7 @@ def build_prompt(
         budget -= cost + _PER_SOURCE_OVERHEAD + count_tokens(source_label(source))
     body = "\n\n".join(blocks)
     user = f"Sources:\n\n{body}\n\nQuestion: {question.strip()}"
-    return Prompt(system=SYSTEM_PROMPT, user=user, sources_used=len(blocks))
+    return Prompt(system=system, user=user, sources_used=len(blocks))
 
 
 def _truncate(text: str, tokens: int, count_tokens: TokenCounter) -> str:
