@@ -111,6 +111,14 @@ class Pipelines:
             ),
         )
 
+    def replace_default_generator(self, generator: Generator) -> None:
+        """Answer with ``generator`` wherever the server's own configuration answers."""
+        with self._lock:
+            self.default = replace(self.default, generator=generator)
+            self._pipelines = {
+                h: p for h, p in self._pipelines.items() if h != self.default.config_hash
+            }
+
     def embedders(self) -> list[Embedder]:
         with self._lock:
             return list(self._embedders.values())

@@ -85,7 +85,6 @@ class RagService:
         self.store = store
         self.embedder = embedder
         self.reranker = reranker
-        self.generator = generator
         self.pipelines = Pipelines(settings, embedder, reranker, generator)
         self.chunker: Chunker = self.pipelines.default.chunker
         self.pipeline_hash = self.pipelines.default.pipeline_hash
@@ -102,6 +101,15 @@ class RagService:
             store.accounts, self._cipher, settings.llm, settings.security.llm_allowed_hosts
         )
         self._secret_cipher: SecretCipher | None = None
+
+    @property
+    def generator(self) -> Generator:
+        """The generator of the server's own configuration."""
+        return self.pipelines.default.generator
+
+    @generator.setter
+    def generator(self, generator: Generator) -> None:
+        self.pipelines.replace_default_generator(generator)
 
     # ---- collections and documents -------------------------------------------------------
 
