@@ -29,8 +29,9 @@ from ragserve.cli_common import load_settings as _settings
 from ragserve.cli_common import open_service as _service
 from ragserve.cli_common import parse_mode as _mode
 from ragserve.cli_common import progress_bar as _progress
+from ragserve.cli_configs import config_app
 from ragserve.cli_eval import eval_app
-from ragserve.cli_experiments import config_app, experiment_app
+from ragserve.cli_experiments import experiment_app
 from ragserve.config import ServerSettings, Settings
 from ragserve.errors import MissingDependencyError
 from ragserve.ingestion import expand_paths

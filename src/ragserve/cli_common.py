@@ -59,6 +59,11 @@ def load_settings(data_dir: Path | None, **overrides: Any) -> Settings:
         fail(f"invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", 2)
 
 
+def resolve_tenant(service: RagService, tenant: str | None) -> str:
+    """``--tenant`` when given, else the service's settings' tenant."""
+    return tenant or service.settings.tenant
+
+
 def guard(action: Callable[[], T]) -> T:
     """Run ``action``, turning ragserve errors into one line on stderr and an exit code."""
     try:
