@@ -18,6 +18,7 @@ import httpx
 import pytest
 from api_server import ApiServer
 
+from ragserve.store.experiments import EvalRunRecord
 from ragserve.types import JobRecord
 
 Scope = Literal["read", "write", "admin"]
@@ -160,6 +161,28 @@ class Tenant:
         response = self.send("POST", f"/v1/experiments/{self.experiment_id()}/start")
         assert response.status_code == 200, response.text
 
+    def run_id(self) -> str:
+        """A stored evaluation run of the tenant's, written as ``ragserve eval`` writes it."""
+        run = EvalRunRecord(
+            id=uuid.uuid4().hex,
+            tenant=self.name,
+            kind="beir",
+            dataset=f"set-{self.tag}",
+            dataset_fingerprint="0123456789abcdef",
+            config_hash="fedcba9876543210",
+            config={},
+            metrics={"ndcg@10": 0.5},
+            per_query={"q1": {"ndcg@10": 0.5}, "q2": {"ndcg@10": 0.5}},
+            timing={"seconds": 1.0},
+            label=f"run-{self.tag}",
+        )
+        store = self.server.open_store()
+        try:
+            store.experiments.put_eval_run(run)
+        finally:
+            store.close()
+        return run.id
+
     def pause_experiment(self) -> None:
         self.start_experiment()
         response = self.send("POST", f"/v1/experiments/{self.experiment_id()}/pause")
@@ -205,7 +228,7 @@ class Tenant:
     def identifiers(self) -> set[str]:
         """Strings only this tenant's data contains."""
         names = {self.name, self.marker, self.source, self.collection_name, self.spare}
-        names |= {self.llm_model, self.config_name, f"exp-{self.tag}"}
+        names |= {self.llm_model, self.config_name, f"exp-{self.tag}", f"set-{self.tag}"}
         names |= {v for v in (self.experiment, self.answer) if v}
         return names | set(self.key_ids) | ({self.document} if self.document else set())
 
@@ -250,6 +273,7 @@ class Endpoint:
             "config": t.config,
             "experiment": t.experiment_id,
             "answer_id": t.answer_id,
+            "run_id": t.run_id,
         }
         path = re.sub(r"\{(\w+)\}", lambda match: values[match[1]](), self.path)
         return Call(self.method, path, self.content(t))
@@ -334,6 +358,9 @@ ENDPOINTS = (
     ),
     Endpoint("GET", f"{EXPERIMENT}/analysis", "admin", 200, "resource"),
     Endpoint("GET", f"{EXPERIMENT}/report", "admin", 200, "resource"),
+    Endpoint("GET", "/v1/eval/runs", "admin", 200, "tenant"),
+    Endpoint("GET", "/v1/eval/runs/{run_id}", "admin", 200, "resource"),
+    Endpoint("GET", "/v1/eval/runs/{run_id}/report", "admin", 200, "resource"),
     Endpoint(
         "POST", "/v1/answers/{answer_id}/feedback", "read", 201, "resource",
         lambda t: {"json": {"thumbs": "up"}},

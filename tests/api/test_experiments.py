@@ -20,6 +20,8 @@ import pytest
 from api_server import ApiServer, start_api_server
 from scipy.stats import binomtest
 
+from ragserve.store.experiments import EvalRunRecord
+
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 QUESTIONS = (
     "How are answers cached?",
@@ -271,3 +273,46 @@ def test_invalid_experiments_are_refused(admins: tuple[httpx.Client, httpx.Clien
     )
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "config_not_found"
+
+
+def test_stored_evaluation_runs_are_listed_shown_and_reported(
+    admins: tuple[httpx.Client, httpx.Client], replicas: tuple[ApiServer, ApiServer], tenant: str
+) -> None:
+    a, b = admins
+    runs = [
+        EvalRunRecord(
+            id=uuid.uuid4().hex,
+            tenant=tenant,
+            kind="beir",
+            dataset="scifact",
+            dataset_fingerprint="00112233aabbccdd",
+            config_hash=config_hash,
+            config={"retrieve": {"mode": mode}},
+            metrics={"ndcg@10": score},
+            per_query={f"q{i}": {"ndcg@10": score} for i in range(5)},
+            timing={"query_seconds": 1.5},
+            label=mode,
+        )
+        for mode, config_hash, score in (("hybrid", "aa" * 8, 0.73), ("bm25", "bb" * 8, 0.68))
+    ]
+    store = replicas[0].open_store()
+    try:
+        for run in runs:
+            store.experiments.put_eval_run(run)
+    finally:
+        store.close()
+    listed = a.get("/v1/eval/runs").json()["runs"]
+    assert [r["label"] for r in listed] == ["bm25", "hybrid"]  # newest first
+    assert all(r["per_query"] is None for r in listed)
+    only = b.get("/v1/eval/runs", params={"config_hash": "aa" * 8}).json()["runs"]
+    assert [r["id"] for r in only] == [runs[0].id]
+    shown = b.get(f"/v1/eval/runs/{runs[1].id[:10]}", params={"per_query": "true"}).json()
+    assert shown["id"] == runs[1].id
+    assert shown["metrics"] == {"ndcg@10": 0.68}
+    assert len(shown["per_query"]) == 5
+    report = a.get(f"/v1/eval/runs/{runs[0].id}/report")
+    assert report.status_code == 200
+    assert 'src="data:image/png;base64,' in report.text
+    missing = a.get(f"/v1/eval/runs/{uuid.uuid4().hex}")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "eval_run_not_found"

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from ragserve.api.schemas import NAME_PATTERN, Strict
 from ragserve.pipeline import CONFIG_NAME_PATTERN
-from ragserve.store.experiments import ConfigRecord, ExperimentRecord, Feedback
+from ragserve.store.experiments import ConfigRecord, EvalRunRecord, ExperimentRecord, Feedback
 
 CONFIG_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}(@[1-9][0-9]{0,8})?$"
 
@@ -175,3 +175,45 @@ class FeedbackOut(BaseModel):
             comment=feedback.comment,
             created_at=feedback.created_at,
         )
+
+
+class EvalRunOut(BaseModel):
+    id: str
+    kind: str
+    dataset: str
+    dataset_fingerprint: str
+    label: str
+    config_name: str | None
+    config_hash: str
+    config: dict[str, Any]
+    experiment_id: str | None
+    variant: str | None
+    metrics: dict[str, float]
+    timing: dict[str, float]
+    per_query: dict[str, dict[str, float]] | None = Field(
+        default=None, description="every query's scores, with per_query=true"
+    )
+    created_at: str
+
+    @classmethod
+    def of(cls, run: EvalRunRecord, *, per_query: bool = False) -> EvalRunOut:
+        return cls(
+            id=run.id,
+            kind=run.kind,
+            dataset=run.dataset,
+            dataset_fingerprint=run.dataset_fingerprint,
+            label=run.label,
+            config_name=run.config_name,
+            config_hash=run.config_hash,
+            config=run.config,
+            experiment_id=run.experiment_id,
+            variant=run.variant,
+            metrics=run.metrics,
+            timing=run.timing,
+            per_query=run.per_query if per_query else None,
+            created_at=run.created_at,
+        )
+
+
+class EvalRunList(BaseModel):
+    runs: list[EvalRunOut]

@@ -1,6 +1,7 @@
-"""Pipeline configurations, a collection's configuration, experiments, and feedback.
+"""Pipeline configurations, a collection's configuration, experiments, feedback, and the
+stored evaluation runs.
 
-Configurations and experiments are administered with the ``admin`` scope; reading a
+Configurations, experiments and evaluation runs are administered with the ``admin`` scope; reading a
 collection's configuration needs ``read``; feedback on an answer needs ``read`` (whoever may
 ask may judge the answer).
 """
@@ -21,6 +22,8 @@ from ragserve.api.experiment_schemas import (
     ConfigList,
     ConfigOut,
     ConfigPut,
+    EvalRunList,
+    EvalRunOut,
     ExperimentCreate,
     ExperimentList,
     ExperimentOut,
@@ -31,6 +34,7 @@ from ragserve.api.experiment_schemas import (
     ReindexAccepted,
 )
 from ragserve.api.schemas import NAME_PATTERN
+from ragserve.eval.report import run_report
 from ragserve.experiment_service import VariantSpec, parse_ref
 from ragserve.experiments.report import render_experiment_report
 from ragserve.pipeline import CONFIG_NAME_PATTERN
@@ -258,3 +262,49 @@ def answer_feedback(
     if experiment is not None and variant is not None:
         ctx.metrics.variant_feedback.labels(experiment, variant, kind, str(value)).inc()
     return FeedbackOut.of(saved)
+
+
+# ---- evaluation runs -----------------------------------------------------------------------
+
+RunId = Annotated[
+    str, Path(pattern=r"^[0-9a-f]{6,32}$", description="run id, or a unique prefix of it")
+]
+
+
+@router.get("/eval/runs", response_model=EvalRunList, responses=_READ)
+def list_eval_runs(
+    principal: Admin,
+    ctx: Context,
+    dataset_fingerprint: Annotated[str | None, Query(pattern=r"^[0-9a-f]{1,64}$")] = None,
+    config_hash: Annotated[str | None, Query(pattern=r"^[0-9a-f]{1,64}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EvalRunList:
+    """Stored evaluation runs (``ragserve eval``), newest first, without per-query scores."""
+    runs = ctx.service.store.experiments.list_eval_runs(
+        principal.tenant,
+        dataset_fingerprint=dataset_fingerprint,
+        config_hash=config_hash,
+        limit=limit,
+    )
+    return EvalRunList(runs=[EvalRunOut.of(run) for run in runs])
+
+
+@router.get("/eval/runs/{run_id}", response_model=EvalRunOut, responses=_READ)
+def get_eval_run(
+    run_id: RunId, principal: Admin, ctx: Context, per_query: bool = False
+) -> EvalRunOut:
+    """One stored run: configuration, metrics, timing, and with ``per_query=true`` every
+    query's scores."""
+    run = ctx.service.store.experiments.get_eval_run(principal.tenant, run_id)
+    return EvalRunOut.of(run, per_query=per_query)
+
+
+@router.get(
+    "/eval/runs/{run_id}/report",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}, **_READ},
+)
+def eval_run_report(run_id: RunId, principal: Admin, ctx: Context) -> HTMLResponse:
+    """The run as a self-contained HTML page with plots of its metric distributions."""
+    run = ctx.service.store.experiments.get_eval_run(principal.tenant, run_id)
+    return HTMLResponse(run_report(run))
