@@ -1,0 +1,65 @@
+"""The web UI's entry point.
+
+Run it with ``streamlit run src/ragserve/ui/app.py`` (or ``python -m ragserve.ui.app``, which
+calls ``main``); point it at an API with ``RAGSERVE_UI__API_URL`` (default
+``http://127.0.0.1:8000``). Signed out, only the sign-in page exists; signed in, the sidebar
+navigates between pages and signs out.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from ragserve.ui import session
+from ragserve.ui.client import ApiClient
+from ragserve.ui.settings import UiSettings
+from ragserve.ui.views import chat, collections, login
+
+
+def run(settings: UiSettings) -> None:
+    """One run of the script: Streamlit calls it on every interaction."""
+    st.set_page_config(page_title="ragserve", layout="wide")
+    key = session.api_key()
+    if key is None:
+        sign_in = partial(login.render, settings.api_url, settings.timeout_s)
+        page = st.Page(sign_in, title="Sign in", url_path="login", default=True)
+        st.navigation([page], position="hidden").run()
+        return
+    with ApiClient(settings.api_url, key, settings.timeout_s) as client:
+        pages = [
+            st.Page(
+                partial(collections.render, client),
+                title="Collections",
+                url_path="collections",
+                default=True,
+            ),
+            st.Page(partial(chat.render, client), title="Chat", url_path="chat"),
+        ]
+        navigation = st.navigation(pages)
+        with st.sidebar:
+            st.caption(f"API: {settings.api_url}")
+            if st.button("Sign out", key="sign-out"):
+                session.sign_out()
+                st.rerun()
+        navigation.run()
+
+
+def main() -> None:
+    """Start the Streamlit server on this file (what ``ragserve ui`` will call)."""
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", "run", __file__, *sys.argv[1:]]
+    sys.exit(cli.main())
+
+
+if __name__ == "__main__":
+    if (
+        get_script_run_ctx(suppress_warning=True) is None
+    ):  # ``python -m ragserve.ui.app``: start the server
+        main()
+    else:  # Streamlit (or AppTest) runs this file as the script
+        run(UiSettings())
