@@ -32,6 +32,7 @@ from ragserve.cli_common import progress_bar as _progress
 from ragserve.cli_configs import config_app
 from ragserve.cli_eval import eval_app
 from ragserve.cli_experiments import experiment_app
+from ragserve.cli_users import users_app
 from ragserve.config import ServerSettings, Settings
 from ragserve.errors import MissingDependencyError
 from ragserve.ingestion import expand_paths
@@ -54,6 +55,7 @@ jobs_app = typer.Typer(help="List, show and cancel background jobs.")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(config_app, name="config")
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(users_app, name="users")
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
 
 
@@ -369,6 +371,32 @@ def serve(
         _fail(f"invalid server settings: {exc.errors()[0]['msg']}", 2)
     settings = settings.model_copy(update={"server": server})
     _guard(lambda: run_server(settings))
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option("--port", help="Port of the web UI.")] = 8501,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    api_url: Annotated[
+        str | None,
+        typer.Option("--api-url", help="The API (default: RAGSERVE_UI__API_URL or :8000)."),
+    ] = None,
+) -> None:
+    """Run the web UI (Streamlit); it talks to a ragserve API over HTTP only."""
+    try:
+        from ragserve.ui.app import main as run_ui
+    except ImportError:
+        _fail("the web UI needs the 'ui' extra: pip install 'ragserve[ui]'", 1)
+    if api_url:
+        os.environ["RAGSERVE_UI__API_URL"] = api_url
+    sys.argv = [
+        "ragserve-ui",
+        "--server.port", str(port),
+        "--server.address", host,
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    run_ui()
 
 
 @keys_app.command("create")

@@ -165,6 +165,13 @@ class SecuritySettings(BaseModel):
     secret_key: SecretStr | None = None
     limits_url: str = "memory://"
     rate_limit: str = "600/minute"
+    login_rate: str = Field(default="5/minute", description="failed password logins per username")
+    login_client_rate: str = Field(
+        default="30/minute", description="failed password logins per client address"
+    )
+    session_ttl_s: int = Field(
+        default=8 * 3600, ge=60, le=30 * 86400, description="lifetime of a login session"
+    )
     questions_per_day: int = Field(default=10_000, ge=0)
     tokens_per_day: int = Field(default=2_000_000, ge=0)
     max_tokens: int = Field(default=1024, ge=1)

@@ -39,7 +39,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 STAGES = ("embed", "retrieve", "rerank", "generate", "total")
 INGEST_STATUSES = ("added", "replaced", "unchanged", "failed")
 TOKEN_KINDS = ("prompt", "completion")
-RATE_LIMIT_KINDS = ("rate", "questions", "tokens")
+RATE_LIMIT_KINDS = ("rate", "questions", "tokens", "login")
 # 1 ms .. 60 s: embedding a query is milliseconds, a long streamed answer is tens of seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # Anything else becomes "other": clients choose the method, and labels must stay bounded.

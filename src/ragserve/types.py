@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -193,10 +194,16 @@ class ApiKeyRecord:
     name: str = ""
     created_at: str = ""
     revoked_at: str | None = None
+    expires_at: str | None = None
+    """Set for login sessions: the key stops working then."""
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or datetime.fromisoformat(self.expires_at) > datetime.now(
+            UTC
+        )
 
 
 @dataclass(frozen=True)

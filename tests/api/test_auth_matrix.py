@@ -34,6 +34,7 @@ IMPLIED: dict[str, set[str]] = {
 }
 ERROR_CODES = {401: "unauthenticated", 403: "forbidden"}
 PUBLIC = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc")
+PUBLIC_POSTS = {("POST", "/v1/auth/login")}  # the body is the credential (test_login.py)
 UNLISTED = {"/openapi.json", "/docs", "/redoc"}  # served by FastAPI itself, not in the schema
 
 
@@ -358,6 +359,8 @@ ENDPOINTS = (
     ),
     Endpoint("GET", f"{EXPERIMENT}/analysis", "admin", 200, "resource"),
     Endpoint("GET", f"{EXPERIMENT}/report", "admin", 200, "resource"),
+    Endpoint("POST", "/v1/auth/logout", "read", 204, "tenant"),
+    Endpoint("GET", "/v1/auth/me", "read", 200, "tenant"),
     Endpoint("GET", "/v1/eval/runs", "admin", 200, "tenant"),
     Endpoint("GET", "/v1/eval/runs/{run_id}", "admin", 200, "resource"),
     Endpoint("GET", "/v1/eval/runs/{run_id}/report", "admin", 200, "resource"),
@@ -491,7 +494,7 @@ def test_matrix_covers_every_route(bare: httpx.Client) -> None:
     """The schema's routes are exactly the matrix's endpoints plus the public ones."""
     paths = bare.get("/openapi.json").json()["paths"]
     actual = {(method.upper(), path) for path, operations in paths.items() for method in operations}
-    public = {("GET", path) for path in PUBLIC if path not in UNLISTED}
+    public = {("GET", path) for path in PUBLIC if path not in UNLISTED} | PUBLIC_POSTS
     assert actual == {(e.method, e.path) for e in ENDPOINTS} | public
 
 
@@ -505,6 +508,7 @@ def test_schema_declares_credentials_on_exactly_the_protected_routes(bare: httpx
     }
     expected = {(e.method, e.path): ["APIKeyHeader", "HTTPBearer"] for e in ENDPOINTS}
     expected |= {("GET", path): [] for path in PUBLIC if path not in UNLISTED}
+    expected |= {operation: [] for operation in PUBLIC_POSTS}
     assert secured == expected
 
 

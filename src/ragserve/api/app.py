@@ -18,6 +18,7 @@ from ragserve.api.body_limit import BodyLimitMiddleware
 from ragserve.api.deps import ApiContext
 from ragserve.api.errors import InternalErrorMiddleware, install_error_handlers
 from ragserve.api.routes import (
+    auth,
     cache,
     collections,
     documents,
@@ -93,7 +94,7 @@ def create_app(
     if service.cache is not None:
         metrics.watch_cache(service.cache.stats)
         service.cache.add_breaker_listener(metrics.breaker_changed("cache"))
-    for module in (collections, documents, jobs, query, experiments, cache, tenant, health):
+    for module in (auth, collections, documents, jobs, query, experiments, cache, tenant, health):
         app.include_router(module.router)
     install_error_handlers(app, metrics)
     app.add_middleware(InternalErrorMiddleware, metrics=metrics)

@@ -17,6 +17,7 @@ from ragserve.api.errors import error_response, status_of
 from ragserve.errors import RagError, RateLimited
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+PUBLIC_WITH_BODY = "/v1/auth/login"  # its body is the credential; it has its own limits
 
 
 class AuthGateMiddleware:
@@ -29,6 +30,7 @@ class AuthGateMiddleware:
             scope["type"] != "http"
             or scope["method"] not in BODY_METHODS
             or not scope["path"].startswith("/v1/")
+            or scope["path"] == PUBLIC_WITH_BODY
         ):
             await self.app(scope, receive, send)
             return

@@ -15,6 +15,7 @@ import secrets
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from ragserve.errors import Conflict, Forbidden, InvalidQuery, Unauthenticated
 from ragserve.store.accounts import AccountStore
@@ -59,16 +60,29 @@ class ApiKeys:
         self._accounts = accounts
 
     def create(
-        self, tenant: str, scopes: Iterable[str], *, name: str = ""
+        self,
+        tenant: str,
+        scopes: Iterable[str],
+        *,
+        name: str = "",
+        expires_in_s: float | None = None,
     ) -> tuple[str, ApiKeyRecord]:
         """A new key for ``tenant``: returns the plaintext (shown once, never stored) and its
-        record. Raises ``InvalidQuery`` for a bad tenant name or scopes."""
+        record; with ``expires_in_s`` it stops working after that long (a login session).
+        Raises ``InvalidQuery`` for a bad tenant name or scopes."""
         check_tenant(tenant)
         granted = _scopes(scopes)
+        expires = (
+            (datetime.now(UTC) + timedelta(seconds=expires_in_s)).isoformat(timespec="seconds")
+            if expires_in_s is not None
+            else None
+        )
         for _ in range(3):  # a clash of 62-bit ids is all but impossible; retry anyway
             key_id = "".join(secrets.choice(_KEY_ID_ALPHABET) for _ in range(KEY_ID_LENGTH))
             key = KEY_PREFIX + key_id + secrets.token_urlsafe(_SECRET_BYTES)
-            record = ApiKeyRecord(key_id, tenant, _hash(key), granted, name, utc_now())
+            record = ApiKeyRecord(
+                key_id, tenant, _hash(key), granted, name, utc_now(), expires_at=expires
+            )
             try:
                 self._accounts.add_api_key(record)
             except Conflict:
@@ -89,7 +103,7 @@ class ApiKeys:
             or not record.active
             or not hmac.compare_digest(record.key_hash, _hash(presented))
         ):
-            raise Unauthenticated("invalid or revoked API key")
+            raise Unauthenticated("invalid, revoked or expired API key")
         return Principal(record.tenant, record.key_id, frozenset(record.scopes))
 
     def list(self, tenant: str | None = None) -> builtins.list[ApiKeyRecord]:

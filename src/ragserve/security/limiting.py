@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -83,6 +84,8 @@ class Limiter:
     ) -> None:
         self._settings = settings
         self._rate = _parse_rate(settings.rate_limit)
+        self._login_rate = _parse_rate(settings.login_rate)
+        self._login_client_rate = _parse_rate(settings.login_client_rate)
         self._where = _describe(settings.limits_url)
         self._storage = _open_storage(settings.limits_url, settings.limits_timeout_s, key_prefix)
         self._windows = {id(self._storage): MovingWindowRateLimiter(self._storage)}
@@ -129,6 +132,34 @@ class Limiter:
             f"rate limit of {self._rate} exceeded for this API key; retry in {retry} s",
             retry_after=retry,
         )
+
+    def hit_login(self, username: str, client: str) -> None:
+        """Count one failed login for the username and for the client address; raises
+        ``RateLimited`` once either window is full (password guessing, one account or many)."""
+        for rate, kind, subject in self._login_windows(username, client):
+            allowed, reset_time = self._call(partial(_window_hit, self, rate, kind, subject))
+            if not allowed:
+                retry = max(1, math.ceil(reset_time - time.time()))
+                raise RateLimited(f"too many failed logins; retry in {retry} s", retry_after=retry)
+
+    def login_blocked(self, username: str, client: str) -> int:
+        """Seconds until a login for ``username`` from ``client`` may be tried again (0: now),
+        checked before the password so a blocked guesser learns nothing from it."""
+        wait = 0.0
+        for rate, kind, subject in self._login_windows(username, client):
+            allowed, reset_time = self._call(partial(_window_test, self, rate, kind, subject))
+            if not allowed:
+                wait = max(wait, reset_time - time.time())
+        return max(1, math.ceil(wait)) if wait > 0 else 0
+
+    def _login_windows(self, username: str, client: str) -> list[tuple[RateLimitItem, str, str]]:
+        return [
+            (self._login_rate, "login-user", username.casefold()),
+            (self._login_client_rate, "login-client", client),
+        ]
+
+    def window(self, storage: Storage) -> MovingWindowRateLimiter:
+        return self._windows[id(storage)]
 
     def limits_for(self, tenant: str) -> TenantQuota:
         """The defaults from settings, overridden by the tenant's fields that are set."""
@@ -302,3 +333,21 @@ def _exhausted(what: str, limit: int) -> QuotaExceeded:
         retry_after=_seconds_to_midnight(),
         kind=f"{what}s",
     )
+
+
+def _window_hit(
+    limiter: Limiter, rate: RateLimitItem, kind: str, subject: str, storage: Storage
+) -> tuple[bool, float]:
+    window = limiter.window(storage)
+    if window.hit(rate, kind, subject):
+        return True, 0.0
+    return False, window.get_window_stats(rate, kind, subject).reset_time
+
+
+def _window_test(
+    limiter: Limiter, rate: RateLimitItem, kind: str, subject: str, storage: Storage
+) -> tuple[bool, float]:
+    window = limiter.window(storage)
+    if window.test(rate, kind, subject):
+        return True, 0.0
+    return False, window.get_window_stats(rate, kind, subject).reset_time

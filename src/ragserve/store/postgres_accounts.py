@@ -7,19 +7,27 @@ from typing import Any, cast
 
 from psycopg import errors
 
-from ragserve.errors import Conflict, KeyNotFound
-from ragserve.store.accounts import check_counts, check_day, check_range
+from ragserve.errors import Conflict, KeyNotFound, NotFoundError
+from ragserve.store.accounts import (
+    USER_COLUMNS,
+    UserRecord,
+    check_counts,
+    check_day,
+    check_range,
+    user_from_row,
+    user_values,
+)
 from ragserve.store.postgres_connections import PostgresPool
 from ragserve.store.schema import utc_now
 from ragserve.types import ApiKeyRecord, Scope, TenantLLMRecord, UsageDay
 
-_KEY_COLUMNS = "key_id, tenant, key_hash, scopes, name, created_at, revoked_at"
+_KEY_COLUMNS = "key_id, tenant, key_hash, scopes, name, created_at, revoked_at, expires_at"
 _COUNTS = ("questions", "searches", "prompt_tokens", "completion_tokens", "documents", "chunks")
 _LLM_COLUMNS = "tenant, base_url, model, api_key_encrypted, updated_at"
 
 
 class PostgresAccountStore:
-    """API keys, usage rows and tenant LLM settings, sharing the store's connection pool."""
+    """API keys, logins, usage rows and tenant LLM settings, sharing the store's connection pool."""
 
     def __init__(self, pool: PostgresPool) -> None:
         self._pool = pool
@@ -28,11 +36,13 @@ class PostgresAccountStore:
 
     def add_api_key(self, record: ApiKeyRecord) -> None:
         values = (record.key_id, record.tenant, record.key_hash, ",".join(record.scopes),
-                  record.name, record.created_at or utc_now(), record.revoked_at)  # fmt: skip
+                  record.name, record.created_at or utc_now(), record.revoked_at,
+                  record.expires_at)  # fmt: skip
         with self._pool.transaction(write=True) as conn:
             try:
                 conn.execute(
-                    f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    f"INSERT INTO api_keys ({_KEY_COLUMNS}) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                     values,
                 )
             except errors.UniqueViolation as exc:
@@ -64,6 +74,73 @@ class PostgresAccountStore:
         if row is None:  # another tenant's key does not exist for this tenant
             raise KeyNotFound(f"API key {key_id!r} not found")
         return _key_from_row(row)
+
+    # -- users -------------------------------------------------------------------------------
+
+    def create_user(self, record: UserRecord) -> None:
+        with self._pool.transaction(write=True) as conn:
+            try:
+                conn.execute(
+                    f"INSERT INTO users ({USER_COLUMNS}) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    user_values(record, utc_now()),
+                )
+            except errors.UniqueViolation as exc:
+                raise Conflict(f"a user named {record.username!r} already exists") from exc
+
+    def get_user(self, username: str) -> UserRecord | None:
+        with self._pool.transaction() as conn:
+            row = conn.execute(
+                f"SELECT {USER_COLUMNS} FROM users WHERE username = %s", (username,)
+            ).fetchone()
+        return None if row is None else user_from_row(row)
+
+    def list_users(self, tenant: str | None = None) -> list[UserRecord]:
+        with self._pool.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {USER_COLUMNS} FROM users WHERE %s::text IS NULL OR tenant = %s "
+                'ORDER BY created_at COLLATE "C", seq',
+                (tenant, tenant),
+            ).fetchall()
+        return [user_from_row(row) for row in rows]
+
+    def set_password(self, username: str, password_hash: str) -> UserRecord:
+        return self._update_user(
+            username,
+            "password_hash = %s, password_changed_at = %s, failed_logins = 0, locked_until = NULL",
+            (password_hash, utc_now()),
+        )
+
+    def disable_user(self, username: str) -> UserRecord:
+        return self._update_user(username, "disabled_at = coalesce(disabled_at, %s)", (utc_now(),))
+
+    def record_failed_login(self, username: str, *, lock_after: int, lock_until: str) -> None:
+        # Both CASEs read the row's old count, so one statement counts and locks atomically.
+        reached = "failed_logins + 1 >= %s"
+        with self._pool.transaction(write=True) as conn:
+            conn.execute(
+                f"UPDATE users SET failed_logins = CASE WHEN {reached} THEN 0 "
+                f"ELSE failed_logins + 1 END, locked_until = CASE WHEN {reached} THEN %s "
+                "ELSE locked_until END WHERE username = %s",
+                (lock_after, lock_after, lock_until, username),
+            )
+
+    def clear_failed_logins(self, username: str) -> None:
+        with self._pool.transaction(write=True) as conn:
+            conn.execute(
+                "UPDATE users SET failed_logins = 0 WHERE username = %s AND failed_logins > 0",
+                (username,),
+            )
+
+    def _update_user(self, username: str, assignments: str, values: tuple[str, ...]) -> UserRecord:
+        with self._pool.transaction(write=True) as conn:
+            row = conn.execute(
+                f"UPDATE users SET {assignments} WHERE username = %s RETURNING {USER_COLUMNS}",
+                (*values, username),
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"user {username!r} not found")
+        return user_from_row(row)
 
     # -- usage -------------------------------------------------------------------------------
 
@@ -132,6 +209,6 @@ class PostgresAccountStore:
 
 
 def _key_from_row(row: Sequence[Any]) -> ApiKeyRecord:
-    key_id, tenant, key_hash, scopes, name, created_at, revoked_at = row
+    key_id, tenant, key_hash, scopes, name, created_at, revoked_at, expires_at = row
     parsed = tuple(cast(Scope, s) for s in scopes.split(",") if s)  # written by add_api_key
-    return ApiKeyRecord(key_id, tenant, key_hash, parsed, name, created_at, revoked_at)
+    return ApiKeyRecord(key_id, tenant, key_hash, parsed, name, created_at, revoked_at, expires_at)

@@ -368,3 +368,31 @@ def m005_collection_config(conn: psycopg.Connection) -> None:
     # the same transaction as an index swap, so the configuration and the index match.
     conn.execute("ALTER TABLE collections ADD COLUMN config_name text")
     conn.execute("ALTER TABLE collections ADD COLUMN config_version integer")
+
+
+@migration
+def m006_users(conn: psycopg.Connection) -> None:
+    # Username-and-password logins (see store/accounts.py): usernames are global login names,
+    # each mapped to one tenant. Only a scrypt hash is stored; scopes are comma-separated.
+    # Times are ISO strings as in api_keys; ``seq`` orders users created together.
+    conn.execute(
+        """CREATE TABLE users (
+            seq bigint GENERATED ALWAYS AS IDENTITY,
+            username text PRIMARY KEY,
+            tenant text NOT NULL,
+            password_hash text NOT NULL,
+            scopes text NOT NULL,
+            created_at text NOT NULL,
+            password_changed_at text NOT NULL,
+            disabled_at text,
+            failed_logins integer NOT NULL DEFAULT 0 CHECK (failed_logins >= 0),
+            locked_until text
+        )"""
+    )
+    conn.execute("CREATE INDEX users_tenant ON users (tenant)")
+
+
+@migration
+def m007_key_expiry(conn: psycopg.Connection) -> None:
+    # Login sessions are API keys that expire (ISO 8601 UTC); NULL: a key that does not.
+    conn.execute("ALTER TABLE api_keys ADD COLUMN expires_at text")

@@ -331,3 +331,29 @@ def m005_collection_config(conn: sqlite3.Connection) -> None:
     # the same transaction as an index swap, so the configuration and the index match.
     conn.execute("ALTER TABLE collections ADD COLUMN config_name TEXT")
     conn.execute("ALTER TABLE collections ADD COLUMN config_version INTEGER")
+
+
+@migration
+def m006_users(conn: sqlite3.Connection) -> None:
+    # Username-and-password logins (see store/accounts.py): usernames are global login names,
+    # each mapped to one tenant. Only a scrypt hash is stored; scopes are comma-separated.
+    conn.execute(
+        """CREATE TABLE users (
+            username TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            password_changed_at TEXT NOT NULL,
+            disabled_at TEXT,
+            failed_logins INTEGER NOT NULL DEFAULT 0 CHECK (failed_logins >= 0),
+            locked_until TEXT
+        )"""
+    )
+    conn.execute("CREATE INDEX users_tenant ON users (tenant)")
+
+
+@migration
+def m007_key_expiry(conn: sqlite3.Connection) -> None:
+    # Login sessions are API keys that expire (ISO 8601 UTC); NULL: a key that does not.
+    conn.execute("ALTER TABLE api_keys ADD COLUMN expires_at TEXT")

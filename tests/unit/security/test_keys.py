@@ -85,7 +85,7 @@ def test_revoked_key_is_rejected_at_once(db_path: Path, keys: ApiKeys) -> None:
         ApiKeys(other.accounts).revoke(record.key_id, tenant="acme")
     finally:
         other.close()
-    with pytest.raises(Unauthenticated, match="invalid or revoked"):
+    with pytest.raises(Unauthenticated, match="invalid, revoked or expired"):
         keys.authenticate(key)
     assert not keys.list("acme")[0].active
 
@@ -121,7 +121,7 @@ def test_malformed_unknown_and_tampered_keys_are_rejected(keys: ApiKeys) -> None
     invalid = [flip(key, SECRET_START + 5), flip(key, len(key) - 1), flip(key, len(KEY_PREFIX))]
     invalid.append(KEY_PREFIX + "0" * 12 + key[SECRET_START:])
     for presented, message in [(m, "malformed") for m in malformed] + [
-        (i, "invalid or revoked") for i in invalid
+        (i, "invalid, revoked or expired") for i in invalid
     ]:
         with pytest.raises(Unauthenticated, match=message) as caught:
             keys.authenticate(presented)
@@ -221,3 +221,17 @@ def test_anything_but_an_issued_key_is_rejected(
     assume(presented != key)
     with pytest.raises(Unauthenticated):
         keys.authenticate(presented)
+
+
+def test_a_session_key_works_until_it_expires(keys: ApiKeys) -> None:
+    """A key created with ``expires_in_s`` authenticates until then, and is refused after."""
+    live, record = keys.create("acme", ["read"], name="session:ada", expires_in_s=3600)
+    assert record.expires_at is not None
+    assert keys.authenticate(live).tenant == "acme"
+    expired, _ = keys.create("acme", ["read"], name="session:bob", expires_in_s=-1)
+    with pytest.raises(Unauthenticated, match="expired"):
+        keys.authenticate(expired)
+    listed = {r.name: r for r in keys.list("acme")}
+    assert listed["session:ada"].active
+    assert not listed["session:bob"].active
+    assert listed["session:bob"].revoked_at is None  # expired, not revoked
