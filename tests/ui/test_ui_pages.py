@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,11 @@ from streamlit.testing.v1.element_tree import Button
 from ui_data import COLLECTION, TENANT
 
 import ragserve.ui.app
+from ragserve.security.passwords import create_user
+from ragserve.ui.views.login import WRONG_PASSWORD
 
 APP = str(Path(ragserve.ui.app.__file__))
+PASSWORD = "a long enough password"
 QUESTION = "How long is the orbital period of the moon Zarnak?"
 
 
@@ -76,7 +80,34 @@ def test_sign_out_forgets_the_key(
     """Signing out clears the session and shows the sign-in form again."""
     at = sign_in(open_app(monkeypatch, ui_server.url), ui_key)
     at = button(at, "Sign out").click().run()
-    assert ("api_key" in at.session_state, [b.label for b in at.button]) == (False, ["Sign in"])
+    labels = [b.label for b in at.button]
+    assert ("api_key" in at.session_state, labels) == (False, ["Sign in", "Sign in with password"])
+
+
+def test_a_person_signs_in_with_a_password_and_signing_out_ends_the_session(
+    monkeypatch: pytest.MonkeyPatch, ui_server: ApiServer
+) -> None:
+    """Username and password give a session key; signing out revokes it at the API."""
+    name = f"ui-{uuid.uuid4().hex[:8]}"
+    store = ui_server.open_store()
+    try:
+        create_user(store.accounts, name, PASSWORD, tenant=TENANT, scopes=["read"])
+    finally:
+        store.close()
+    at = open_app(monkeypatch, ui_server.url)
+    at.text_input[1].input(name)
+    at.text_input[2].input("not the right password")
+    at = button(at, "Sign in with password").click().run()
+    assert [e.value for e in at.error] == [WRONG_PASSWORD]
+    at.text_input[2].input(PASSWORD)
+    at = button(at, "Sign in with password").click().run()
+    assert ([e.value for e in at.exception], at.header[0].value) == ([], "Collections")
+    token = at.session_state["api_key"]
+    with ui_server.client(token) as client:
+        assert client.get("/v1/auth/me").json()["session"] is True
+    at = button(at, "Sign out").click().run()
+    with ui_server.client(token) as client:
+        assert client.get("/v1/collections").status_code == 401
 
 
 def test_create_then_delete_after_confirming(

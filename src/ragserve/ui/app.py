@@ -8,6 +8,7 @@ navigates between pages and signs out.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from functools import partial
 
@@ -15,7 +16,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ragserve.ui import session
-from ragserve.ui.client import ApiClient
+from ragserve.ui.client import ApiClient, ApiError
 from ragserve.ui.settings import UiSettings
 from ragserve.ui.views import chat, collections, login
 
@@ -43,6 +44,8 @@ def run(settings: UiSettings) -> None:
         with st.sidebar:
             st.caption(f"API: {settings.api_url}")
             if st.button("Sign out", key="sign-out"):
+                with contextlib.suppress(ApiError):  # the API may be gone; forget the key anyway
+                    client.logout()
                 session.sign_out()
                 st.rerun()
         navigation.run()

@@ -99,7 +99,7 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.base_url,
-            headers={"Authorization": f"Bearer {api_key}"},
+            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             transport=transport,
         )
@@ -114,6 +114,18 @@ class ApiClient:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    # ---- sessions -------------------------------------------------------------------------
+
+    def login(self, username: str, password: str) -> str:
+        """A session key for a username and password (``POST /v1/auth/login``)."""
+        body = {"username": username, "password": password}
+        token: str = self._call("POST", "/v1/auth/login", json=body).json()["token"]
+        return token
+
+    def logout(self) -> None:
+        """End the session of this client's key (an API key is left working)."""
+        self._call("POST", "/v1/auth/logout")
 
     # ---- collections and documents --------------------------------------------------------
 
