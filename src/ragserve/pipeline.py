@@ -21,8 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ragserve.config import (
     ChunkSettings,
-    EmbedSettings,
-    LLMSettings,
     RerankSettings,
     RetrieveSettings,
     Settings,
@@ -136,12 +134,6 @@ class PipelineConfig(BaseModel):
                 "llm": llm,
             }
         )
-
-    def embed_settings(self, base: EmbedSettings) -> EmbedSettings:
-        return base.model_copy(update=self.embed.model_dump())
-
-    def llm_settings(self, base: LLMSettings) -> LLMSettings:
-        return base.model_copy(update=self.llm.model_dump())
 
 
 def _pick(settings: BaseModel, model: type[BaseModel]) -> dict[str, Any]:

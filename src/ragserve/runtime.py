@@ -119,10 +119,6 @@ class Pipelines:
                 h: p for h, p in self._pipelines.items() if h != self.default.config_hash
             }
 
-    def embedders(self) -> list[Embedder]:
-        with self._lock:
-            return list(self._embedders.values())
-
 
 def document_pipeline_hash(embedder: Embedder, max_tokens: int, chunker: Chunker) -> str:
     """Everything that changes what is stored for a document."""

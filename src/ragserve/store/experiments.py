@@ -28,7 +28,6 @@ EXPERIMENT_STATES: tuple[ExperimentState, ...] = (
     "stopped",
     "promoted",
 )
-ACTIVE_STATES: tuple[ExperimentState, ...] = ("running", "paused")
 SubjectKind = Literal["user", "key"]
 FeedbackKind = Literal["thumbs", "score"]
 
