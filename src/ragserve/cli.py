@@ -395,8 +395,27 @@ def ui(
         "--server.address", host,
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     run_ui()
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option("--host", help="Address both bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port of the API.")] = 8000,
+    ui_port: Annotated[int, typer.Option("--ui-port", help="Port of the web UI.")] = 8501,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the API and the web UI together, and print the URL to open (Ctrl-C stops both)."""
+    from ragserve.launcher import Endpoints, LaunchError, run
+
+    endpoints = Endpoints(host, port, ui_port)
+    try:
+        code = run(endpoints, data_dir, announce=lambda text: out.print(text, highlight=False))
+    except LaunchError as exc:
+        _fail(str(exc), 1)
+    raise typer.Exit(code)
 
 
 @keys_app.command("create")

@@ -122,6 +122,12 @@ class DocumentNotFound(NotFoundError):
     code = "document_not_found"
 
 
+class PageNotFound(NotFoundError):
+    """A page number outside the document's 1..page_count."""
+
+    code = "page_not_found"
+
+
 class KeyNotFound(NotFoundError):
     code = "key_not_found"
 

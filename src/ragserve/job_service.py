@@ -11,18 +11,19 @@ duplicate chunk.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragserve.blobs import BlobStore
-from ragserve.errors import Conflict, InvalidQuery
+from ragserve.errors import BackendUnavailable, Conflict, InvalidQuery
 from ragserve.experiments.routing import Subject
 from ragserve.generate.condense import Turn
 from ragserve.ingestion import upload_name
 from ragserve.jobs.base import RunOutcome
 from ragserve.jobs.runner import Checkpoint, JobCancelled, JobFailed, JobRunner
+from ragserve.observability import get_logger
 from ragserve.reindex import drop_shadow, reindex
 from ragserve.store.jobs import JobStore
 from ragserve.types import Answer, IngestOutcome, JobKind, JobRecord, JobState, TextDocument
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from ragserve.service import RagService
 
 SNIPPET_CHARS = 600  # as the API's SourceOut
+TokenMeter = Callable[[str, int], None]
+"""Charges ``(tenant, tokens)`` to the tenant's daily token quota."""
+log = get_logger("ragserve.jobs")
 STAGED_FOLDER = "jobs"
 """Where uploads wait for their ingestion job, under the blob store's root."""
 
@@ -48,6 +52,10 @@ class JobService:
             {"ingest": self._ingest, "query": self._answer, "reindex": self._reindex},
             lease_s=self.settings.lease_s,
         )
+        self.token_meter: TokenMeter | None = None
+        """Whoever runs jobs (an API replica, a worker) sets it: a question job's tokens are
+        charged before the job is marked succeeded, so a client that sees it done sees them
+        counted."""
 
     # ---- submission -----------------------------------------------------------------------
 
@@ -273,7 +281,16 @@ class JobService:
             )
         except TypeError as exc:  # an unknown option in the payload: a bug, not transient
             raise JobFailed(f"invalid query job payload: {exc}") from exc
+        self._charge(job, answer.usage.total_tokens)
         return answer_json(answer)
+
+    def _charge(self, job: JobRecord, tokens: int) -> None:
+        if self.token_meter is None or tokens <= 0:
+            return
+        try:
+            self.token_meter(job.tenant, tokens)
+        except BackendUnavailable:  # the answer stands; only the quota misses these tokens
+            log.warning("tokens_not_charged", job_id=job.id, tokens=tokens)
 
     def _reindex(self, job: JobRecord, checkpoint: Checkpoint) -> dict[str, Any]:
         service, tag = self._service, job.id[:12]
@@ -316,7 +333,7 @@ def reclaim_jobs(store: JobStore, staged: BlobStore, *, queued_for_s: float) -> 
 
 def answered_tokens(job: JobRecord) -> tuple[int, int]:
     """``(prompt, completion)`` tokens a succeeded question job's answer used; ``(0, 0)`` for
-    any other job. Whoever ran the job charges them to the tenant's daily token quota."""
+    any other job (for metrics; the job charged them to the quota as it ran)."""
     if job.kind != "query" or job.state != "succeeded" or not job.result:
         return 0, 0
     usage = job.result["usage"]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from ragserve.answer_stats import AnswerStats, answer_stats
 from ragserve.answering import AnswerStream, replay
 from ragserve.blobs import BlobStore
 from ragserve.cache import AnswerLookup, QueryCache, build_query_cache
@@ -38,6 +39,7 @@ from ragserve.ingestion import (
     make_document_id,
 )
 from ragserve.job_service import JobService
+from ragserve.page_text import PageTexts, PageView
 from ragserve.pipeline import PipelineConfig
 from ragserve.rerank import Reranker, rerankers
 from ragserve.retrieve.filters import parse_filter
@@ -93,6 +95,7 @@ class RagService:
         self._searches = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragserve-bm25")
         self.blobs = BlobStore(settings.blobs_url, settings.blobs.storage_options)
         self.ingestor = Ingestor(store, embedder, self.chunker, self.blobs, self.pipeline_hash)
+        self.page_texts = PageTexts(store, self.blobs)
         self._ingestors: dict[str, Ingestor] = {self.pipeline_hash: self.ingestor}
         self._configs: dict[tuple[str, str, int], ConfigRecord] = {}
         self.jobs = JobService(self)
@@ -141,12 +144,31 @@ class RagService:
         record = self.get_document(collection, document_id, tenant=tenant)
         return record, self.blobs.get(record.id)
 
+    def page_text(
+        self, collection: str, document_id: str, page: int, *, tenant: str | None = None
+    ) -> PageView:
+        """One page's text and its chunks' offsets on it (see ``ragserve.page_text``)."""
+        return self.page_texts.page(self._tenant(tenant), collection, document_id, page)
+
     def list_documents(
-        self, collection: str, *, tenant: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        collection: str,
+        *,
+        tenant: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        match: str | None = None,
     ) -> list[DocumentRecord]:
+        """A page of the documents by source; ``match``: only those whose source or title
+        contains it, ignoring case."""
         return self.store.list_documents(
-            self._tenant(tenant), collection, limit=limit, offset=offset
+            self._tenant(tenant), collection, limit=limit, offset=offset, match=match
         )
+
+    def count_documents(
+        self, collection: str, *, tenant: str | None = None, match: str | None = None
+    ) -> int:
+        return self.store.count_documents(self._tenant(tenant), collection, match=match)
 
     def delete_document(
         self, collection: str, document_id: str, *, tenant: str | None = None
@@ -601,6 +623,16 @@ class RagService:
                 continue
             warmed.append((info.tenant, info.name, time.perf_counter() - started))
         return warmed
+
+    def answer_stats(
+        self, *, tenant: str | None = None, collection: str | None = None, limit: int = 1000
+    ) -> AnswerStats:
+        """Statistics of the tenant's latest ``limit`` recorded answers (of one collection
+        when given; see ``ragserve.answer_stats``)."""
+        outcomes = self.store.experiments.recent_outcomes(
+            self._tenant(tenant), collection=collection, limit=limit
+        )
+        return answer_stats(outcomes)
 
     def record_usage(self, tenant: str, **counts: int) -> None:
         """Add to the tenant's usage for today (UTC): questions, searches, tokens, documents."""

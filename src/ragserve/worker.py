@@ -20,8 +20,8 @@ from celery import Celery, Task, signals
 
 from ragserve.blobs import BlobStore
 from ragserve.config import Settings
-from ragserve.errors import BackendUnavailable, InvalidQuery
-from ragserve.job_service import STAGED_FOLDER, answered_tokens, reclaim_jobs
+from ragserve.errors import InvalidQuery
+from ragserve.job_service import STAGED_FOLDER, reclaim_jobs
 from ragserve.jobs.celery_app import (
     INGEST_TASK,
     QUERY_TASK,
@@ -35,20 +35,18 @@ from ragserve.security.limiting import Limiter
 from ragserve.service import RagService, build_service
 from ragserve.store import open_store
 from ragserve.store.base import Store
-from ragserve.types import JobRecord
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 log = get_logger("ragserve.worker")
 
 
 class _Process:
-    """What one worker process holds: its service and limiter (built on first use) and its
-    worker id."""
+    """What one worker process holds: its service (built on first use, charging answers'
+    tokens to the shared limits) and its worker id."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._service: RagService | None = None
-        self._limiter: Limiter | None = None
         self._pid = 0
         self._lock = threading.Lock()
         self.worker = ""
@@ -57,23 +55,12 @@ class _Process:
         with self._lock:
             if self._service is None or self._pid != os.getpid():  # a forked child builds anew
                 self._service = build_service(self.settings)
+                limiter = Limiter(self.settings.security)  # the limits the replicas share
+                self._service.jobs.token_meter = limiter.charge_tokens
                 self._pid = os.getpid()
                 host = socket.gethostname()
                 self.worker = f"celery:{host}:{self._pid}:{uuid.uuid4().hex[:8]}"
             return self._service
-
-    def charge_tokens(self, job: JobRecord | None) -> None:
-        """Charge an answered question's tokens to its tenant's daily quota, on the limits
-        storage the API replicas share (``security.limits_url``)."""
-        prompt, completion = answered_tokens(job) if job is not None else (0, 0)
-        if job is None or not prompt + completion:
-            return
-        if self._limiter is None:
-            self._limiter = Limiter(self.settings.security)
-        try:
-            self._limiter.charge_tokens(job.tenant, prompt + completion)
-        except BackendUnavailable:  # the answer stands; only the quota misses these tokens
-            log.warning("tokens_not_charged", job_id=job.id, tokens=prompt + completion)
 
 
 def create_worker_app(settings: Settings) -> Celery:
@@ -86,7 +73,6 @@ def create_worker_app(settings: Settings) -> Celery:
             raise InvalidQuery(f"invalid job id {job_id!r}")
         service = process.service()
         outcome = service.jobs.run(job_id, process.worker)
-        process.charge_tokens(outcome.job)
         if outcome.retry and outcome.job is not None:
             countdown = retry_countdown(outcome.job.attempts, settings.jobs)
             raise task.retry(countdown=countdown, max_retries=None)  # attempts: the store's

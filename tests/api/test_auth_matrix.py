@@ -275,6 +275,7 @@ class Endpoint:
             "experiment": t.experiment_id,
             "answer_id": t.answer_id,
             "run_id": t.run_id,
+            "page": lambda: "1",
         }
         path = re.sub(r"\{(\w+)\}", lambda match: values[match[1]](), self.path)
         return Call(self.method, path, self.content(t))
@@ -317,6 +318,7 @@ ENDPOINTS = (
     Endpoint("GET", f"{COLLECTION}/documents", "read", 200, "resource"),
     Endpoint("GET", DOCUMENT, "read", 200, "resource"),
     Endpoint("GET", f"{DOCUMENT}/original", "read", 200, "resource"),
+    Endpoint("GET", f"{DOCUMENT}/pages/{{page}}", "read", 200, "resource"),
     Endpoint("POST", f"{DOCUMENT}/reingest", "write", 200, "resource"),
     Endpoint("DELETE", DOCUMENT, "write", 204, "resource"),
     Endpoint("POST", "/v1/query", "read", 200, "resource", _query),
@@ -334,6 +336,7 @@ ENDPOINTS = (
     Endpoint("DELETE", "/v1/llm", "admin", 204, "tenant", prepare=Tenant.set_llm),
     Endpoint("GET", "/v1/cache/stats", "admin", 200, "tenant"),
     Endpoint("DELETE", "/v1/cache", "admin", 200, "tenant"),
+    Endpoint("GET", "/v1/stats/answers", "admin", 200, "tenant"),
     Endpoint("GET", "/v1/configs", "admin", 200, "tenant"),
     Endpoint("PUT", CONFIG, "admin", 200, "create", lambda t: {"json": {"config": {}}}),
     Endpoint("GET", CONFIG, "admin", 200, "resource"),

@@ -181,6 +181,10 @@ def test_missing_collection_raises_everywhere(store: Store) -> None:
         lambda: store.delete_collection(T1, "nope"),
         lambda: store.find_document(T1, "nope", "a"),
         lambda: store.list_documents(T1, "nope"),
+        lambda: store.list_documents(T1, "nope", match="a"),
+        lambda: store.count_documents(T1, "nope"),
+        lambda: store.count_documents(T1, "nope", match="a"),
+        lambda: store.document_chunks(T1, "nope", "x"),
         lambda: store.existing_vectors(T1, "nope", "x"),
         lambda: put(store, make_doc("a", ["text"]), collection="nope"),
         lambda: store.delete_document(T1, "nope", "x"),
@@ -340,6 +344,86 @@ def test_list_documents_pages_by_source(store: Store) -> None:
     record = store.find_document(T1, COL, "c.txt")
     assert record == make_doc("c.txt", ["text of c.txt"], metadata={"n": "c.txt"})[0]
     assert store.find_document(T1, COL, "zzz.txt") is None
+
+
+# (source, title): each query below names the sources it must find.
+NAMED = [
+    ("Report_2024.pdf", "Annual report"),
+    ("report-2023.pdf", "Quarterly: 100% of figures"),
+    ("notes.txt", None),
+    ("ÉTÉ.md", "Résumé de l'ÉTÉ"),
+    ("a_b.txt", "underscore"),
+    ("axb.txt", "plain"),
+    ("50%.txt", "percent"),
+    ("50x.txt", "plain"),
+    ("back\\slash.txt", "backslash"),
+    ("ΣΟΦΙΑ.txt", "Greek"),
+]
+MATCHES = {
+    "REPORT": ["Report_2024.pdf", "report-2023.pdf"],  # source, any case
+    "quarterly": ["report-2023.pdf"],  # title only
+    "a_b": ["a_b.txt"],  # "_" is no wildcard: axb.txt does not match
+    "50%": ["50%.txt"],  # "%" is no wildcard: 50x.txt does not match
+    "%": ["50%.txt", "report-2023.pdf"],
+    "\\": ["back\\slash.txt"],
+    "été": ["ÉTÉ.md"],  # non-ASCII letters fold too
+    "RÉSUMÉ": ["ÉTÉ.md"],
+    "σοφια": ["ΣΟΦΙΑ.txt"],
+    "no such name": [],
+}
+
+
+@pytest.fixture
+def named_store(store: Store) -> Store:
+    """The collection holds ``NAMED``; tenant T2's collection of the same name holds a
+    report of its own."""
+    for source, title in NAMED:
+        record, chunks, vectors = make_doc(source, [f"text of {source}"])
+        put(store, (replace(record, title=title), chunks, vectors))
+    store.ensure_collection(T2, COL)
+    put(store, make_doc("report-of-t2.pdf", ["other tenant"]), T2)
+    return store
+
+
+@pytest.mark.parametrize(("query", "expected"), MATCHES.items(), ids=list(MATCHES))
+def test_list_documents_matches_source_or_title_literally_ignoring_case(
+    named_store: Store, query: str, expected: list[str]
+) -> None:
+    """``match`` keeps the tenant's documents whose source or title holds it as a plain
+    substring in any case, in source order, and count_documents counts exactly those."""
+    found = named_store.list_documents(T1, COL, match=query)
+    assert sorted(expected) == [d.source for d in found]
+    assert len(expected) == named_store.count_documents(T1, COL, match=query)
+
+
+def test_matching_documents_page_like_the_rest(named_store: Store) -> None:
+    """limit and offset page through the matches; without a match every document counts; a
+    NUL character (which PostgreSQL text cannot hold) matches nothing."""
+    pages = [named_store.list_documents(T1, COL, match=".TXT", limit=3, offset=o) for o in (0, 3)]
+    assert [[d.source for d in page] for page in pages] == [
+        ["50%.txt", "50x.txt", "a_b.txt"],
+        ["axb.txt", "back\\slash.txt", "notes.txt"],
+    ]
+    assert named_store.count_documents(T1, COL, match=".txt") == 7
+    assert len(NAMED) == named_store.count_documents(T1, COL)
+    assert named_store.count_documents(T2, COL) == 1
+    assert (
+        named_store.list_documents(T1, COL, match="notes\x00"),
+        named_store.count_documents(T1, COL, match="notes\x00"),
+    ) == ([], 0)
+
+
+def test_document_chunks_come_in_ordinal_order_and_by_page(store: Store) -> None:
+    """document_chunks gives the document's chunks by ordinal however they were written, only
+    one page's when asked, and raises DocumentNotFound for an unknown document."""
+    record, chunks, vectors = make_doc("a.txt", ["zero", "one", "two", "three"], pages=[1, 2, 2, 4])
+    put(store, (record, chunks[::-1], vectors[::-1]))
+    put(store, make_doc("b.txt", ["another document"], pages=[2]))
+    assert chunks == store.document_chunks(T1, COL, record.id)
+    assert chunks[1:3] == store.document_chunks(T1, COL, record.id, page=2)
+    assert store.document_chunks(T1, COL, record.id, page=3) == []
+    with pytest.raises(DocumentNotFound):
+        store.document_chunks(T1, COL, "doc-unknown", page=1)
 
 
 def test_existing_vectors_are_keyed_by_text_sha256(store: Store) -> None:
@@ -508,6 +592,10 @@ def test_tenants_never_see_each_other(store: Store) -> None:
         assert [d.source for d in store.list_documents(tenant, COL)] == [own[0].source]
         assert store.find_document(tenant, COL, other[0].source) is None
         assert store.get_chunks(tenant, COL, [other[1][0].id]) == []
+        assert [d.source for d in store.list_documents(tenant, COL, match="plans")] == []
+        assert store.count_documents(tenant, COL, match=other[0].source) == 0
+        with pytest.raises(DocumentNotFound):
+            store.document_chunks(tenant, COL, other[0].id)
         assert store.existing_vectors(tenant, COL, other[0].id) == {}
         with pytest.raises(NotFoundError):
             store.chunk_vectors(tenant, COL, [other[1][0].id])

@@ -51,8 +51,20 @@ def test_parse_events_joins_data_lines_and_keeps_a_last_unterminated_event() -> 
         ),
         (ApiError(429, "rate_limited", "slow down"), "Too many requests — try again soon."),
         (
-            ApiError(429, "quota_exceeded", "daily question quota reached.", retry_after=60),
-            "Your quota is used up: daily question quota reached. It resets in 60 s.",
+            ApiError(429, "quota_exceeded", "daily question quota reached.", retry_after=51755),
+            "Your quota is used up: daily question quota reached (in 14 h 22 min).",
+        ),
+        (
+            ApiError(429, "quota_exceeded", "daily token quota reached", retry_after=59),
+            "Your quota is used up: daily token quota reached (in less than a minute).",
+        ),
+        (
+            ApiError(429, "quota_exceeded", "daily token quota reached", retry_after=600),
+            "Your quota is used up: daily token quota reached (in 10 min).",
+        ),
+        (
+            ApiError(429, "quota_exceeded", "daily token quota reached"),
+            "Your quota is used up: daily token quota reached.",
         ),
         (ApiError(404, "collection_not_found", "no collection 'x'"), "no collection 'x'"),
     ],

@@ -26,6 +26,7 @@ from ragserve.api.routes import (
     health,
     jobs,
     query,
+    stats,
     tenant,
 )
 from ragserve.config import Settings
@@ -68,6 +69,7 @@ def create_app(
         background=ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragserve-warm"),
         queue=open_queue(settings, service.jobs, on_done=lambda done: _job_done(ctx, done)),
     )
+    service.jobs.token_meter = ctx.limiter.charge_tokens  # jobs this replica runs inline
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,7 +96,18 @@ def create_app(
     if service.cache is not None:
         metrics.watch_cache(service.cache.stats)
         service.cache.add_breaker_listener(metrics.breaker_changed("cache"))
-    for module in (auth, collections, documents, jobs, query, experiments, cache, tenant, health):
+    for module in (
+        auth,
+        collections,
+        documents,
+        jobs,
+        query,
+        experiments,
+        cache,
+        stats,
+        tenant,
+        health,
+    ):
         app.include_router(module.router)
     install_error_handlers(app, metrics)
     app.add_middleware(InternalErrorMiddleware, metrics=metrics)
@@ -109,7 +122,7 @@ def create_app(
 
 
 def _job_done(ctx: ApiContext, outcome: RunOutcome) -> None:
-    """After an inline job ran: export it, and charge an answer's tokens to the tenant."""
+    """After an inline job ran: export it (its tokens were charged as it ran)."""
     job = outcome.job
     if job is None or not job.terminal:
         return
@@ -119,7 +132,6 @@ def _job_done(ctx: ApiContext, outcome: RunOutcome) -> None:
         ctx.metrics.observe_ingest([(str(result["status"]), int(result["chunks"]))])
     prompt, completion = answered_tokens(job)
     if prompt or completion:
-        ctx.limiter.charge_tokens(job.tenant, prompt + completion)
         ctx.metrics.observe_usage(prompt, completion)
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragserve.cache.base import LevelStats
+from ragserve.page_text import PageView
 from ragserve.types import (
     Answer,
     ApiKeyRecord,
@@ -86,7 +87,47 @@ class DocumentPage(BaseModel):
     documents: list[DocumentOut]
     limit: int
     offset: int
-    total: int = Field(description="documents in the collection")
+    total: int = Field(description="documents in the collection (those matching q, when given)")
+
+
+class PassageOut(BaseModel):
+    chunk_id: str
+    ordinal: int = Field(description="the chunk's place in the document, from 0")
+    start: int = Field(description="character offset of the chunk's text in the page's text")
+    end: int = Field(description="exclusive: text[start:end] is the chunk's text")
+
+
+class PageText(BaseModel):
+    document_id: str
+    source: str
+    title: str | None
+    mime_type: str
+    page: int = Field(description="1-based")
+    page_count: int
+    text: str = Field(description="the page's text, as indexed (or rebuilt: see exact)")
+    exact: bool = Field(
+        description="true: extracted again from the stored original; false: rebuilt from the "
+        "page's chunks, spaces between them (no original kept, or it extracts differently)"
+    )
+    passages: list[PassageOut] = Field(description="the page's chunks in ordinal order")
+
+    @classmethod
+    def of(cls, view: PageView) -> PageText:
+        document = view.document
+        return cls(
+            document_id=document.id,
+            source=document.source,
+            title=document.title,
+            mime_type=document.mime_type,
+            page=view.number,
+            page_count=document.page_count,
+            text=view.text,
+            exact=view.exact,
+            passages=[
+                PassageOut(chunk_id=c.id, ordinal=c.ordinal, start=c.start, end=c.end)
+                for c in view.chunks
+            ],
+        )
 
 
 class TextDocumentIn(Strict):

@@ -151,6 +151,12 @@ class Chunker:
         return first, last, last - first
 
 
+def _word_break(text: str, previous_end: int, start: int) -> bool:
+    """Whether whitespace separates two tokens. A gap of characters the tokenizer drops
+    (combining marks, U+FFFD) joins them into one word, so a cut there re-tokenises."""
+    return any(char.isspace() for char in text[previous_end:start])
+
+
 @dataclass(frozen=True)
 class _Page:
     """One page's text, its token offsets, and the token indices where a chunk may start."""
@@ -187,7 +193,7 @@ class _Page:
             sentences=sorted(sentences),
             lines=lines,
             units=sorted(sentences.union(lines)),
-            words=[i for i in range(1, len(starts)) if starts[i] > ends[i - 1]],
+            words=[i for i in range(1, len(starts)) if _word_break(text, ends[i - 1], starts[i])],
         )
 
     @property
@@ -206,7 +212,9 @@ class _Page:
 
     def inside_word(self, index: int) -> bool:
         """Whether a cut before token ``index`` has no whitespace to fall on."""
-        return 0 < index < self.count and self.starts[index] <= self.ends[index - 1]
+        return 0 < index < self.count and not _word_break(
+            self.text, self.ends[index - 1], self.starts[index]
+        )
 
     def splittable(self, index: int) -> bool:
         """Whether tokens ``index - 1`` and ``index`` cover different characters (a Hangul

@@ -140,7 +140,10 @@ def _unlock(reader: PdfReader, name: str, password: str | None) -> None:
     if reader.decrypt(password or ""):
         return
     if password is None:
-        raise EncryptedDocument(f"{name} is encrypted; pass its password with --password")
+        raise EncryptedDocument(
+            f"{name} is encrypted; index it with its password (ragserve ingest --password) "
+            "or upload a copy without one"
+        )
     raise EncryptedDocument(f"the password for {name} is wrong; pass the right one with --password")
 
 

@@ -86,8 +86,23 @@ class Store(Protocol):
         ...
 
     def list_documents(
-        self, tenant: str, collection: str, *, limit: int = 100, offset: int = 0
-    ) -> list[DocumentRecord]: ...
+        self,
+        tenant: str,
+        collection: str,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        match: str | None = None,
+    ) -> list[DocumentRecord]:
+        """A page of the documents by source. ``match`` keeps those whose source or title
+        contains it, ignoring case: a plain substring (``%`` and ``_`` are no wildcards),
+        both sides lower-cased by the backend (PostgreSQL's ``lower()`` under the database's
+        locale; the embedded store Python's ``str.lower``, as SQLite folds ASCII only)."""
+        ...
+
+    def count_documents(self, tenant: str, collection: str, *, match: str | None = None) -> int:
+        """How many documents ``list_documents`` with this ``match`` pages through."""
+        ...
 
     def existing_vectors(self, tenant: str, collection: str, document_id: str) -> dict[str, Matrix]:
         """Vectors of the document's current chunks keyed by the sha256 hex of the chunk text,
@@ -142,6 +157,13 @@ class Store(Protocol):
     def get_chunks(self, tenant: str, collection: str, chunk_ids: Sequence[str]) -> list[Chunk]:
         """Chunks by id in the given order (missing ids are skipped), with their vectors
         available through ``chunk_vectors``."""
+        ...
+
+    def document_chunks(
+        self, tenant: str, collection: str, document_id: str, *, page: int | None = None
+    ) -> list[Chunk]:
+        """The document's chunks in ordinal order, only those of ``page`` when given; raises
+        ``DocumentNotFound``."""
         ...
 
     def chunk_vectors(self, tenant: str, collection: str, chunk_ids: Sequence[str]) -> Matrix:

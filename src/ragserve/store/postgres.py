@@ -72,6 +72,7 @@ from ragserve.store.postgres_rows import (
     DOCUMENT_COLUMNS,
     chunk_from_row,
     document_from_row,
+    document_match,
     hits,
     vector_array,
 )
@@ -270,19 +271,39 @@ class PostgresStore:
         return document_from_row(row)
 
     def list_documents(
-        self, tenant: str, collection: str, *, limit: int = 100, offset: int = 0
+        self,
+        tenant: str,
+        collection: str,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        match: str | None = None,
     ) -> list[DocumentRecord]:
-        """A page of the collection's documents, ordered by source (code point order)."""
+        """A page of the collection's documents, ordered by source (code point order; see
+        ``document_match``)."""
         if limit < 0 or offset < 0:
             raise InvalidQuery("limit and offset must not be negative")
+        condition, values = document_match(match)
         with self._pool.transaction() as conn:
             found = collection_row(conn, tenant, collection)
             rows = conn.execute(
-                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection_id = %s "
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection_id = %s{condition} "
                 'ORDER BY source COLLATE "C" LIMIT %s OFFSET %s',
-                (found.id, limit, offset),
+                (found.id, *values, limit, offset),
             ).fetchall()
         return [document_from_row(row) for row in rows]
+
+    def count_documents(self, tenant: str, collection: str, *, match: str | None = None) -> int:
+        condition, values = document_match(match)
+        with self._pool.transaction() as conn:
+            found = collection_row(conn, tenant, collection)
+            if match is None:
+                return found.document_count
+            row = conn.execute(
+                f"SELECT count(*) FROM documents WHERE collection_id = %s{condition}",
+                (found.id, *values),
+            ).fetchone()
+        return int(row[0]) if row else 0
 
     def existing_vectors(self, tenant: str, collection: str, document_id: str) -> dict[str, Matrix]:
         """1-D float32 rows keyed by chunk-text sha256; empty for an unknown document."""
@@ -415,6 +436,25 @@ class PostgresStore:
             ).fetchall()
         by_id = {row[0]: chunk_from_row(row) for row in rows}
         return [by_id[i] for i in chunk_ids if i in by_id]
+
+    def document_chunks(
+        self, tenant: str, collection: str, document_id: str, *, page: int | None = None
+    ) -> list[Chunk]:
+        page_condition, pages = ("", ()) if page is None else (" AND c.page = %s", (page,))
+        with self._pool.transaction() as conn:
+            found = collection_row(conn, tenant, collection)
+            document = conn.execute(
+                "SELECT pk FROM documents WHERE collection_id = %s AND id = %s",
+                (found.id, document_id),
+            ).fetchone()
+            if document is None:
+                raise DocumentNotFound(f"no document {document_id!r} in collection {collection!r}")
+            rows = conn.execute(
+                f"SELECT {CHUNK_COLUMNS} FROM {CHUNK_JOIN} "
+                f"WHERE c.document_pk = %s{page_condition} ORDER BY c.ordinal",
+                (document[0], *pages),
+            ).fetchall()
+        return [chunk_from_row(row) for row in rows]
 
     def chunk_vectors(self, tenant: str, collection: str, chunk_ids: Sequence[str]) -> Matrix:
         """One row per id, in order; raises ``NotFoundError`` naming ids that are not stored."""

@@ -28,6 +28,23 @@ MAX_LEXEME_BYTES = 2046
 """PostgreSQL refuses longer lexemes; such terms are left out of the ``tsvector``."""
 
 
+def document_match(match: str | None) -> tuple[str, tuple[str, ...]]:
+    """The condition (``AND ...``, empty for None) keeping documents whose source or title
+    contains ``match`` ignoring case, and its parameters. ``lower()`` folds by the database's
+    ``LC_CTYPE``: every letter with a lower case in a UTF-8 locale (``C.UTF-8``,
+    ``en_US.UTF-8``), ASCII only under plain ``C``. ``strpos`` has no wildcards, so ``%``,
+    ``_`` and ``\\`` match themselves."""
+    if match is None:
+        return "", ()
+    if "\x00" in match:  # PostgreSQL text never holds NUL (and refuses it as a parameter)
+        return " AND false", ()
+    condition = (
+        " AND (strpos(lower(source), lower(%s)) > 0"
+        " OR strpos(lower(coalesce(title, '')), lower(%s)) > 0)"
+    )
+    return condition, (match, match)
+
+
 def chunk_from_row(row: Sequence[Any]) -> Chunk:
     chunk_id, document_id, ordinal, text, page, start, end, token_count, metadata = row[:9]
     return Chunk(chunk_id, document_id, ordinal, text, page, start, end, token_count, metadata)

@@ -49,6 +49,7 @@ from ragserve.store.sqlite_rows import (
     DOCUMENT_COLUMNS,
     chunk_from_row,
     document_from_row,
+    document_match,
     hits,
 )
 from ragserve.store.vectors import Ids, VectorCache, ids
@@ -262,19 +263,38 @@ class SqliteStore:
         return document_from_row(row)
 
     def list_documents(
-        self, tenant: str, collection: str, *, limit: int = 100, offset: int = 0
+        self,
+        tenant: str,
+        collection: str,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        match: str | None = None,
     ) -> list[DocumentRecord]:
-        """A page of the collection's documents, ordered by source."""
+        """A page of the collection's documents, ordered by source (see ``document_match``)."""
         if limit < 0 or offset < 0:
             raise InvalidQuery("limit and offset must not be negative")
+        condition, values = document_match(match)
         with self._pool.transaction() as conn:
             found = _collection(conn, tenant, collection)
             rows = conn.execute(
-                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection_id = ? "
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection_id = ?{condition} "
                 "ORDER BY source LIMIT ? OFFSET ?",
-                (found.id, limit, offset),
+                (found.id, *values, limit, offset),
             ).fetchall()
         return [document_from_row(row) for row in rows]
+
+    def count_documents(self, tenant: str, collection: str, *, match: str | None = None) -> int:
+        condition, values = document_match(match)
+        with self._pool.transaction() as conn:
+            found = _collection(conn, tenant, collection)
+            if match is None:
+                return found.document_count
+            row = conn.execute(
+                f"SELECT count(*) FROM documents WHERE collection_id = ?{condition}",
+                (found.id, *values),
+            ).fetchone()
+        return int(row[0])
 
     def existing_vectors(self, tenant: str, collection: str, document_id: str) -> dict[str, Matrix]:
         """Read-only 1-D rows keyed by chunk-text sha256; empty for an unknown document."""
@@ -419,6 +439,24 @@ class SqliteStore:
             ).fetchall()
         by_id = {row[1]: chunk_from_row(row) for row in rows}
         return [by_id[i] for i in chunk_ids if i in by_id]
+
+    def document_chunks(
+        self, tenant: str, collection: str, document_id: str, *, page: int | None = None
+    ) -> list[Chunk]:
+        page_condition, pages = ("", ()) if page is None else (" AND c.page = ?", (page,))
+        with self._pool.transaction() as conn:
+            found = _collection(conn, tenant, collection)
+            document = conn.execute(
+                "SELECT pk FROM documents WHERE collection_id = ? AND id = ?",
+                (found.id, document_id),
+            ).fetchone()
+            if document is None:
+                raise DocumentNotFound(f"no document {document_id!r} in collection {collection!r}")
+            rows = conn.execute(
+                f"{CHUNK_SELECT} WHERE c.document_pk = ?{page_condition} ORDER BY c.ordinal",
+                (document[0], *pages),
+            ).fetchall()
+        return [chunk_from_row(row) for row in rows]
 
     def chunk_vectors(self, tenant: str, collection: str, chunk_ids: Sequence[str]) -> Matrix:
         """One row per id, in order; raises ``NotFoundError`` naming ids that are not stored."""

@@ -19,6 +19,13 @@ from ragserve.errors import BackendError, BackendTimeout, BackendUnavailable, Co
 MEMORY = ":memory:"
 
 
+def unicode_lower(value: str | None) -> str | None:
+    """SQL ``unicode_lower(x)``: Python's ``str.lower`` (SQLite's own ``lower()`` and ``LIKE``
+    fold ASCII letters only, so ``É`` would not match ``é``); NULL and other values pass
+    through."""
+    return value.lower() if isinstance(value, str) else value
+
+
 def database_path(url: str) -> str:
     """The path in ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` (or ``:memory:``)."""
     prefix = "sqlite://"
@@ -126,6 +133,7 @@ class ConnectionPool:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.create_function("unicode_lower", 1, unicode_lower, deterministic=True)
         except sqlite3.Error as exc:
             conn.close()
             raise self.backend_error(exc) from exc

@@ -20,6 +20,21 @@ CHUNK_SELECT = (
 """Selects what ``chunk_from_row`` reads, plus the document's source and title (10, 11)."""
 
 
+def document_match(match: str | None) -> tuple[str, tuple[str, ...]]:
+    """The condition (``AND ...``, empty for None) keeping documents whose source or title
+    contains ``match`` ignoring case, and its parameters. Both sides go through
+    ``unicode_lower`` (Python's ``str.lower``, registered on every connection), as SQLite's
+    ``lower()`` and ``LIKE`` fold ASCII only; ``instr`` has no wildcards, so ``%``, ``_`` and
+    ``\\`` match themselves."""
+    if match is None:
+        return "", ()
+    condition = (
+        " AND (instr(unicode_lower(source), unicode_lower(?)) > 0"
+        " OR instr(unicode_lower(coalesce(title, '')), unicode_lower(?)) > 0)"
+    )
+    return condition, (match, match)
+
+
 def chunk_from_row(row: Sequence[Any]) -> Chunk:
     _, chunk_id, document_id, ordinal, text, page, start, end, token_count, metadata = row[:10]
     return Chunk(

@@ -17,8 +17,9 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ragserve.ui import session
 from ragserve.ui.client import ApiClient, ApiError
+from ragserve.ui.models import Me
 from ragserve.ui.settings import UiSettings
-from ragserve.ui.views import chat, collections, login
+from ragserve.ui.views import chat, collections, documents, insights, login
 
 
 def run(settings: UiSettings) -> None:
@@ -31,6 +32,11 @@ def run(settings: UiSettings) -> None:
         st.navigation([page], position="hidden").run()
         return
     with ApiClient(settings.api_url, key, settings.timeout_s) as client:
+        me = whoami(client)
+        if me is None:  # the session expired or the key was revoked: back to signing in
+            session.sign_out()
+            session.notify_sign_in("Your session has ended. Sign in again.")
+            st.rerun()
         pages = [
             st.Page(
                 partial(collections.render, client),
@@ -38,10 +44,23 @@ def run(settings: UiSettings) -> None:
                 url_path="collections",
                 default=True,
             ),
+            st.Page(
+                partial(documents.render, client, can_write=me.can_write),
+                title="Documents",
+                url_path="documents",
+            ),
             st.Page(partial(chat.render, client), title="Chat", url_path="chat"),
+            st.Page(
+                partial(insights.render, client, is_admin=me.is_admin),
+                title="Insights",
+                url_path="insights",
+            ),
         ]
         navigation = st.navigation(pages)
         with st.sidebar:
+            st.caption(f"Tenant {me.tenant} · {', '.join(me.scopes)}")
+            if me.expires_at:
+                st.caption(f"Session until {me.expires_at[:16].replace('T', ' ')} UTC")
             st.caption(f"API: {settings.api_url}")
             if st.button("Sign out", key="sign-out"):
                 with contextlib.suppress(ApiError):  # the API may be gone; forget the key anyway
@@ -49,6 +68,17 @@ def run(settings: UiSettings) -> None:
                 session.sign_out()
                 st.rerun()
         navigation.run()
+
+
+def whoami(client: ApiClient) -> Me | None:
+    """Who the key is; None when the API refuses it (401). The API being unreachable is not
+    a reason to sign out: pages show that error themselves."""
+    try:
+        return client.me()
+    except ApiError as exc:
+        if exc.status == 401:
+            return None
+        return Me(tenant="?", scopes=(), session=False, expires_at=None)
 
 
 def main() -> None:

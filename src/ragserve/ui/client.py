@@ -19,7 +19,9 @@ from ragserve.ui.models import (
     DocumentPage,
     Done,
     Job,
+    Me,
     Original,
+    PageText,
     Sources,
     StreamEvent,
     Token,
@@ -57,14 +59,22 @@ class ApiError(Exception):
                 "Check that it is running and that RAGSERVE_UI__API_URL points to it."
             )
         if self.code == "quota_exceeded":
-            when = f" It resets in {self.retry_after} s." if self.retry_after else ""
-            return f"Your quota is used up: {self.message.rstrip('.')}.{when}"
+            wait = f" (in {duration(self.retry_after)})" if self.retry_after else ""
+            return f"Your quota is used up: {self.message.rstrip('.')}{wait}."
         if self.status == 401 or self.code == "unauthenticated":
             return "Your key was not accepted. Check it, or ask your administrator for a new one."
         if self.status == 429 or self.code == "rate_limited":
             wait = f"try again in {self.retry_after} s" if self.retry_after else "try again soon"
             return f"Too many requests — {wait}."
         return self.message
+
+
+def duration(seconds: int) -> str:
+    """``51755`` as ``14 h 22 min``; under a minute as ``less than a minute``."""
+    hours, minutes = divmod(seconds // 60, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else "less than a minute"
 
 
 def error_of(response: httpx.Response, api_url: str) -> ApiError:
@@ -97,12 +107,18 @@ class ApiClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._api_key, self._timeout = api_key, timeout
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             transport=transport,
         )
+
+    def copy(self) -> ApiClient:
+        """A new client with the same API and key, for work done after this one is closed
+        (a deferred download runs after the script run that drew its button)."""
+        return ApiClient(self.base_url, self._api_key, self._timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -127,6 +143,10 @@ class ApiClient:
         """End the session of this client's key (an API key is left working)."""
         self._call("POST", "/v1/auth/logout")
 
+    def me(self) -> Me:
+        """Who this client's key is: tenant, scopes, and a session's expiry."""
+        return Me.of(self._call("GET", "/v1/auth/me").json())
+
     # ---- collections and documents --------------------------------------------------------
 
     def collections(self) -> list[Collection]:
@@ -139,10 +159,23 @@ class ApiClient:
     def delete_collection(self, name: str) -> None:
         self._call("DELETE", f"/v1/collections/{name}")
 
-    def documents(self, collection: str, *, limit: int = 100, offset: int = 0) -> DocumentPage:
-        params = {"limit": limit, "offset": offset}
+    def documents(
+        self, collection: str, *, limit: int = 100, offset: int = 0, query: str = ""
+    ) -> DocumentPage:
+        """A page of the collection's documents; ``query`` keeps names containing it."""
+        params: dict[str, str | int] = {"limit": limit, "offset": offset}
+        if query:
+            params["q"] = query
         body = self._call("GET", f"/v1/collections/{collection}/documents", params=params).json()
         return DocumentPage([Document.of(d) for d in body["documents"]], body["total"])
+
+    def delete_document(self, collection: str, document_id: str) -> None:
+        self._call("DELETE", f"/v1/collections/{collection}/documents/{document_id}")
+
+    def page_text(self, collection: str, document_id: str, page: int) -> PageText:
+        """The text of one page of a document, with where each of its chunks lies."""
+        path = f"/v1/collections/{collection}/documents/{document_id}/pages/{page}"
+        return PageText.of(self._call("GET", path).json())
 
     def upload(self, collection: str, files: Sequence[tuple[str, bytes]]) -> list[UploadResult]:
         """Send files for indexing: one result per file, ``accepted`` ones with their job."""
@@ -152,6 +185,11 @@ class ApiClient:
 
     def job(self, job_id: str) -> Job:
         return Job.of(self._call("GET", f"/v1/jobs/{job_id}").json())
+
+    def jobs(self, *, state: str | None = None, limit: int = 100) -> list[Job]:
+        """The tenant's jobs, oldest first, optionally of one state."""
+        params: dict[str, str | int] = {"limit": limit, **({"state": state} if state else {})}
+        return [Job.of(j) for j in self._call("GET", "/v1/jobs", params=params).json()["jobs"]]
 
     def document_original(self, collection: str, document_id: str) -> Original:
         path = f"/v1/collections/{collection}/documents/{document_id}/original"
@@ -203,10 +241,46 @@ class ApiClient:
 
     def usage(self, days: int = 30) -> dict[str, Any]:
         """Usage per day and today's quota for the key's tenant."""
-        result: dict[str, Any] = self._call("GET", "/v1/usage", params={"days": days}).json()
-        return result
+        return self._json("GET", "/v1/usage", params={"days": days})
+
+    # ---- insight (admin) -----------------------------------------------------------------
+
+    def cache_stats(self) -> dict[str, Any]:
+        """Hits, misses and hit rate per cache level (of the API process that answers)."""
+        return self._json("GET", "/v1/cache/stats")
+
+    def answer_stats(self, *, collection: str | None = None, limit: int = 1000) -> dict[str, Any]:
+        """Per-stage latency, cache hits and abstentions over the latest answers."""
+        params: dict[str, str | int] = {"limit": limit}
+        if collection:
+            params["collection"] = collection
+        return self._json("GET", "/v1/stats/answers", params=params)
+
+    def experiments(self) -> list[dict[str, Any]]:
+        experiments: list[dict[str, Any]] = self._json("GET", "/v1/experiments")["experiments"]
+        return experiments
+
+    def experiment_analysis(self, experiment: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/experiments/{experiment}/analysis")
+
+    def experiment_report(self, experiment: str) -> str:
+        """The analysis as a self-contained HTML page with its plots."""
+        return self._call("GET", f"/v1/experiments/{experiment}/report").text
+
+    def eval_runs(self, limit: int = 100) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = self._json("GET", "/v1/eval/runs", params={"limit": limit})[
+            "runs"
+        ]
+        return runs
+
+    def eval_run_report(self, run_id: str) -> str:
+        return self._call("GET", f"/v1/eval/runs/{run_id}/report").text
 
     # ---- transport -----------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body: dict[str, Any] = self._call(method, path, **kwargs).json()
+        return body
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

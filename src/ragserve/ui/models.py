@@ -78,14 +78,90 @@ class Job:
     progress: float
     error: str | None
     result: dict[str, Any] | None
+    kind: str = "ingest"
+    collection: str = ""
+    attempts: int = 0
+    created_at: str = ""
+    finished_at: str | None = None
 
     @classmethod
     def of(cls, body: dict[str, Any]) -> Job:
-        return cls(body["id"], body["state"], body["progress"], body.get("error"), body["result"])
+        return cls(
+            body["id"],
+            body["state"],
+            body["progress"],
+            body.get("error"),
+            body.get("result"),
+            body.get("kind", "ingest"),
+            body.get("collection", ""),
+            body.get("attempts", 0),
+            body.get("created_at", ""),
+            body.get("finished_at"),
+        )
 
     @property
     def finished(self) -> bool:
         return self.state in ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Me:
+    """Who the signed-in key is."""
+
+    tenant: str
+    scopes: tuple[str, ...]
+    session: bool
+    expires_at: str | None
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Me:
+        return cls(body["tenant"], tuple(body["scopes"]), body["session"], body.get("expires_at"))
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
+
+    @property
+    def can_write(self) -> bool:
+        return "write" in self.scopes or self.is_admin
+
+
+@dataclass(frozen=True)
+class Passage:
+    """Where one chunk lies in its page's text."""
+
+    chunk_id: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class PageText:
+    """One page of a document; ``exact`` is false when it was rebuilt from its chunks."""
+
+    document_id: str
+    name: str
+    source: str
+    mime_type: str
+    page: int
+    page_count: int
+    text: str
+    exact: bool
+    passages: list[Passage]
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> PageText:
+        return cls(
+            body["document_id"],
+            body.get("title") or body["source"],
+            body["source"],
+            body["mime_type"],
+            body["page"],
+            body["page_count"],
+            body["text"],
+            body["exact"],
+            [Passage(p["chunk_id"], p["start"], p["end"]) for p in body["passages"]],
+        )
 
 
 @dataclass(frozen=True)
@@ -107,6 +183,9 @@ class Source:
     source: str
     page: int
     snippet: str
+    chunk_id: str = ""
+    start: int = 0
+    end: int = 0
 
     @classmethod
     def of(cls, body: dict[str, Any]) -> Source:
@@ -117,6 +196,9 @@ class Source:
             body["source"],
             body["page"],
             body["snippet"],
+            body.get("chunk_id", ""),
+            body.get("start", 0),
+            body.get("end", 0),
         )
 
     @property

@@ -7,6 +7,7 @@ import streamlit as st
 
 API_KEY = "api_key"
 NOTICE = "notice"
+SIGN_IN_NOTICE = "sign_in_notice"
 
 
 def api_key() -> str | None:
@@ -21,6 +22,17 @@ def sign_in(key: str) -> None:
 def sign_out() -> None:
     """Forget the key and everything else of the session (chats included)."""
     st.session_state.clear()
+
+
+def notify_sign_in(message: str) -> None:
+    """Show ``message`` as a warning on the sign-in page (after ``sign_out``)."""
+    st.session_state[SIGN_IN_NOTICE] = message
+
+
+def show_sign_in_notice() -> None:
+    message = st.session_state.pop(SIGN_IN_NOTICE, None)
+    if message:
+        st.warning(message)
 
 
 def notify(message: str) -> None:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ragserve.embed.tokenizer import WordPieceTokenizer
@@ -223,6 +223,9 @@ _SIZES = st.integers(min_value=8, max_value=64).flatmap(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pages=st.lists(_PAGE, min_size=1, max_size=3), sizes=_SIZES)
+# Found by a random run: the tokenizer drops the combining mark U+0F35, which joins "the" and
+# "000…" into one word; a cut there re-tokenised to another count.
+@example(pages=["the\u0f35000" + "supercalifragilistic" * 3], sizes=(23, 0))
 def test_chunking_invariants_hold_for_any_text(pages: list[str], sizes: tuple[int, int]) -> None:
     """For any text: offsets map back, sizes are bounded, every visible character is covered in
     order, overlap stays within its budget, and chunking is deterministic."""

@@ -167,7 +167,10 @@ def test_encrypted_pdf_without_password_says_how_to_open_it() -> None:
     """An encrypted PDF without a password raises EncryptedDocument pointing at --password."""
     with pytest.raises(EncryptedDocument) as raised:
         load_path(PDF_DIR / ENCRYPTED)
-    assert f"{ENCRYPTED} is encrypted; pass its password with --password" == str(raised.value)
+    assert str(raised.value) == (
+        f"{ENCRYPTED} is encrypted; index it with its password (ragserve ingest --password) "
+        "or upload a copy without one"
+    )
 
 
 def test_encrypted_pdf_with_wrong_password_is_refused() -> None:

@@ -1,4 +1,5 @@
-"""Documents: multipart uploads, JSON text documents, listing, re-ingestion and deletion.
+"""Documents: multipart uploads, JSON text documents, listing and search by name, page
+texts for citations, re-ingestion and deletion.
 
 An upload's body is size-limited while it streams in (see ``api.body_limit``); files larger than
 1 MiB are spooled to disk by the multipart parser, so memory holds one file at a time.
@@ -29,6 +30,7 @@ from ragserve.api.schemas import (
     IngestResponse,
     IngestResult,
     JobOut,
+    PageText,
     TextDocumentsIn,
 )
 from ragserve.errors import EmptyDocument, InputError, RagError, TooLarge, UnsupportedFileType
@@ -188,16 +190,21 @@ def list_documents(
     ctx: Context,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="source or title contains it"),
+    ] = None,
 ) -> DocumentPage:
-    """Documents in ingestion order, a page at a time (``limit`` at most server.max_page_size)."""
+    """Documents ordered by source, a page at a time (``limit`` at most
+    server.max_page_size). ``q`` keeps those whose source or title contains it, ignoring
+    case (Unicode letters too) and taken literally (``%`` and ``_`` are no wildcards);
+    ``total`` then counts the matching documents."""
     limit = min(limit, ctx.settings.server.max_page_size)
-    info = ctx.service.get_collection(name, tenant=principal.tenant)
-    records = ctx.service.list_documents(name, tenant=principal.tenant, limit=limit, offset=offset)
+    tenant = principal.tenant
+    records = ctx.service.list_documents(name, tenant=tenant, limit=limit, offset=offset, match=q)
+    total = ctx.service.count_documents(name, tenant=tenant, match=q)
     return DocumentPage(
-        documents=[DocumentOut.of(r) for r in records],
-        limit=limit,
-        offset=offset,
-        total=info.document_count,
+        documents=[DocumentOut.of(r) for r in records], limit=limit, offset=offset, total=total
     )
 
 
@@ -208,6 +215,31 @@ def get_document(
     name: CollectionName, document_id: DocumentId, principal: Reader, ctx: Context
 ) -> DocumentOut:
     return DocumentOut.of(ctx.service.get_document(name, document_id, tenant=principal.tenant))
+
+
+@router.get(
+    "/{document_id}/pages/{page}",
+    response_model=PageText,
+    responses=responses(401, 403, 404, 422, 429),
+)
+def get_page_text(
+    name: CollectionName,
+    document_id: DocumentId,
+    page: Annotated[int, Path(description="page number, from 1 to the document's page_count")],
+    principal: Reader,
+    ctx: Context,
+) -> PageText:
+    """The text of one page of the document, for opening a citation where it stands, and
+    ``passages``: the page's chunks in ordinal order, each at ``text[start:end]`` (a search
+    result's or source's ``start``/``end`` locate it too).
+
+    ``exact`` is true when the text was extracted again from the stored original, exactly as
+    indexed; false when the page was rebuilt from its chunks, spaces between them (no original
+    kept, a password-protected PDF, or a loader that now extracts differently). 404
+    ``page_not_found`` for a page outside 1..``page_count`` (0 and negative numbers too),
+    ``document_not_found`` for a document not in the collection."""
+    view = ctx.service.page_text(name, document_id, page, tenant=principal.tenant)
+    return PageText.of(view)
 
 
 @router.get(

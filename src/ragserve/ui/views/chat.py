@@ -14,9 +14,13 @@ import streamlit as st
 
 from ragserve.ui.client import ApiClient, ApiError
 from ragserve.ui.models import Done, Source, Sources, StreamEvent, Token
+from ragserve.ui.views.citation import open_source
+from ragserve.ui.views.picker import pick_collection
 
 CHATS = "chats"
 REASK = "reask"
+THUMBS_UP = ":material/thumb_up:"
+THUMBS_DOWN = ":material/thumb_down:"
 MAX_HISTORY_TURNS = 10  # the server's default limit is 20; recent turns matter most
 
 
@@ -37,41 +41,39 @@ class ChatTurn:
 
 def render(client: ApiClient) -> None:
     st.header("Chat")
-    try:
-        names = [c.name for c in client.collections()]
-    except ApiError as exc:
-        st.error(exc.friendly())
+    collection = pick_collection(client, "chat-collection")
+    if collection is None:
         return
-    if not names:
-        st.info("Create a collection first, on the Collections page.")
-        return
-    collection = st.selectbox("Collection", names, key="chat-collection") or names[0]
     turns: list[ChatTurn] = st.session_state.setdefault(CHATS, {}).setdefault(collection, [])
     for index, turn in enumerate(turns):
-        show(client, turn, last=index == len(turns) - 1)
+        show(client, collection, turn, index=index, last=index == len(turns) - 1)
     question = st.chat_input("Ask a question about your documents")
     question = question or st.session_state.pop(REASK, None)
     if question:
         ask(client, collection, turns, question)
 
 
-def show(client: ApiClient, turn: ChatTurn, *, last: bool) -> None:
+def show(client: ApiClient, collection: str, turn: ChatTurn, *, index: int, last: bool) -> None:
     with st.chat_message(turn.role):
         if turn.error is not None:
             st.error(turn.error)
             return
         st.markdown(turn.text)
         if turn.role == "assistant":
-            show_sources(turn)
+            show_sources(client, collection, turn, index)
             show_config(turn.done)
             actions(client, turn, last=last)
 
 
-def show_sources(turn: ChatTurn) -> None:
-    """The cited passages: document name and page, the snippet in an expander."""
-    for source in turn.cited_sources:
-        with st.expander(source.label):
-            st.markdown(source.snippet)
+def show_sources(client: ApiClient, collection: str, turn: ChatTurn, index: int) -> None:
+    """One button per cited source, ``[n] name, page p``: it opens the page with the passage."""
+    cited = turn.cited_sources
+    if not cited:
+        return
+    st.caption("Sources — open one to read the cited passage in its page")
+    for source in cited:
+        if st.button(source.label, key=f"source-{index}-{source.number}", help=source.snippet):
+            open_source(client, collection, source)
 
 
 def show_config(done: Done | None) -> None:
@@ -89,14 +91,15 @@ def actions(client: ApiClient, turn: ChatTurn, *, last: bool) -> None:
     if turn.done is None:
         return
     answer_id = turn.done.answer_id
-    up, down, again = st.columns([1, 1, 6])
-    if up.button("👍", key=f"up-{answer_id}", help="a good answer"):
-        send_feedback(client, turn, "up")
-    if down.button("👎", key=f"down-{answer_id}", help="a poor answer"):
-        send_feedback(client, turn, "down")
-    if turn.feedback is not None:
+    with st.container(horizontal=True):
+        up = st.button(THUMBS_UP, key=f"up-{answer_id}", help="a good answer")
+        down = st.button(THUMBS_DOWN, key=f"down-{answer_id}", help="a poor answer")
+        again = last and st.button("Regenerate", key="regenerate", icon=":material/refresh:")
+    if up or down:
+        send_feedback(client, turn, "up" if up else "down")
+    elif turn.feedback is not None:
         st.caption(f"Your feedback: thumbs {turn.feedback}")
-    if last and again.button("Regenerate", key="regenerate"):
+    if again:
         regenerate()
 
 

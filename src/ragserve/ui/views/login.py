@@ -14,6 +14,7 @@ WRONG_PASSWORD = "Wrong username or password, or the account is locked. Try agai
 def render(api_url: str, timeout: float) -> None:
     st.title("ragserve")
     st.caption(f"API: {api_url}")
+    session.show_sign_in_notice()
     with_key, with_password = st.tabs(["API key", "Username and password"])
     with with_key:
         _key_form(api_url, timeout)
